@@ -1,0 +1,320 @@
+"""Datasets as whole uint8 tensors, with augmentation done on the training device in batches.
+
+Decoding 60,000 small images is the slow part of a CIFAR-10 epoch in the usual DataLoader pipeline, so
+each split is decoded once, cached next to the run store, and kept on the device as one uint8 tensor.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.datasets as tvd
+from PIL import Image
+
+from .errors import ConvnetsError
+
+CLASSES = {
+    "mnist": [str(i) for i in range(10)],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+}
+SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+COPY_LABELS = {"official": "official", "jpeg": "JPEG copy"}
+
+# Expected checksums, taken from torchvision so they follow its releases; tests substitute their own.
+MNIST_MD5 = dict(tvd.MNIST.resources)
+CIFAR_MD5 = dict(tvd.CIFAR10.train_list + tvd.CIFAR10.test_list)
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+JPEG_DIR = "cifar10-jpeg"
+JPEG_PACK = "cifar10-jpeg-pack.npz"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("CONVNETS_HOME") or Path.home() / ".convnets")
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("CONVNETS_DATA") or default_home() / "data")
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # N×C×H×W uint8
+    labels: torch.Tensor  # N int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class Dataset:
+    name: str
+    copy: str  # official | jpeg
+    train: Split
+    test: Split
+
+    @property
+    def classes(self) -> list[str]:
+        return CLASSES[self.name]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset will be read from; known before loading, because the copy is part of a run's id."""
+
+    dataset: str
+    copy: str
+    kind: str  # mnist-idx | cifar-python | cifar-folder | cifar-pack | download
+    path: Path
+
+
+def find_source(dataset: str, data_dir: Path | str | None = None) -> Source:
+    root = Path(data_dir) if data_dir else default_data_dir()
+    if dataset == "mnist":
+        raw = root / "MNIST" / "raw"
+        kind = "mnist-idx" if all(_idx_path(raw, f) for pair in MNIST_FILES.values() for f in pair) else "download"
+        return Source("mnist", "official", kind, raw)
+    if dataset != "cifar10":
+        raise ConvnetsError(f"unknown dataset '{dataset}'; choose from: mnist, cifar10")
+    official = root / tvd.CIFAR10.base_folder
+    if all((official / name).exists() for name in CIFAR_MD5):
+        return Source("cifar10", "official", "cifar-python", official)
+    if (root / JPEG_DIR).is_dir():
+        return Source("cifar10", "jpeg", "cifar-folder", root / JPEG_DIR)
+    if (root / JPEG_PACK).is_file():
+        return Source("cifar10", "jpeg", "cifar-pack", root / JPEG_PACK)
+    return Source("cifar10", "official", "download", official)
+
+
+def load(dataset: str, data_dir: Path | str | None = None, cache_dir: Path | str | None = None) -> Dataset:
+    """Both splits of a dataset as uint8 tensors, decoded once and then read from the cache."""
+    source = find_source(dataset, data_dir)
+    if source.kind == "download":
+        _download(dataset, Path(data_dir) if data_dir else default_data_dir())
+        source = find_source(dataset, data_dir)
+    cache = Path(cache_dir) if cache_dir else default_home() / "cache"
+    cached = cache / f"{dataset}-{source.copy}-{_fingerprint(source)}.pt"
+    if cached.is_file():
+        try:
+            blob = torch.load(cached, weights_only=True)
+            return Dataset(dataset, source.copy, Split(*blob["train"]), Split(*blob["test"]))
+        except Exception:  # a damaged cache file is rebuilt, never trusted
+            cached.unlink(missing_ok=True)
+    data = Dataset(dataset, source.copy, *(_DECODERS[source.kind](source.path, split) for split in ("train", "test")))
+    _save_cache(cached, data)
+    return data
+
+
+def _save_cache(path: Path, data: Dataset) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({s: (getattr(data, s).images, getattr(data, s).labels) for s in ("train", "test")}, tmp)
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full disk only costs the next load its speed
+        pass
+
+
+def _fingerprint(source: Source) -> str:
+    h = hashlib.sha256(str(source.path.resolve()).encode())
+    paths = sorted(source.path.rglob("*")) if source.path.is_dir() else [source.path]
+    for p in paths:
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(source.path.parent)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+# --- MNIST idx files ---------------------------------------------------------------------------------
+
+
+def _idx_path(raw: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (raw / name).is_file():
+            return raw / name
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    blob = path.read_bytes()
+    if path.suffix == ".gz":
+        expected = MNIST_MD5.get(path.name)
+        if expected and hashlib.md5(blob).hexdigest() != expected:
+            raise ConvnetsError(f"{path} is corrupted (md5 mismatch); delete it and download it again")
+        try:
+            blob = gzip.decompress(blob)
+        except (OSError, EOFError) as e:
+            raise ConvnetsError(f"{path} is not a readable gzip file ({e})") from None
+    if len(blob) < 4 or blob[:2] != b"\0\0" or blob[2] != 0x08:
+        raise ConvnetsError(f"{path} is not an MNIST idx file of unsigned bytes")
+    ndim = blob[3]
+    dims = tuple(int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(blob, np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ConvnetsError(f"{path} is truncated: expected {int(np.prod(dims))} bytes of data, found {body.size}")
+    return body.reshape(dims)
+
+
+def _decode_mnist(raw: Path, split: str) -> Split:
+    images, labels = (_read_idx(_idx_path(raw, stem)) for stem in MNIST_FILES[split])
+    return _split(images[:, None], labels)
+
+
+# --- CIFAR-10: the official python batches, the JPEG ImageFolder tree, or its one-file pack ------------
+
+
+def _decode_cifar_python(folder: Path, split: str) -> Split:
+    names = [n for n, _ in (tvd.CIFAR10.train_list if split == "train" else tvd.CIFAR10.test_list)]
+    xs, ys = [], []
+    for name in names:
+        blob = (folder / name).read_bytes()
+        # The batches are pickles: only the files whose checksum is the official one are ever unpickled.
+        if hashlib.md5(blob).hexdigest() != CIFAR_MD5[name]:
+            raise ConvnetsError(f"{folder / name} is corrupted (md5 mismatch); delete it and download again")
+        entry = pickle.loads(blob, encoding="latin1")
+        xs.append(np.asarray(entry["data"], np.uint8).reshape(-1, 3, 32, 32))
+        ys.extend(entry["labels"])
+    return _split(np.concatenate(xs), np.asarray(ys))
+
+
+def _decode_cifar_folder(root: Path, split: str) -> Split:
+    folder = root / split
+    classes = CLASSES["cifar10"]
+    found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    if found != classes:
+        raise ConvnetsError(
+            f"{folder} must hold one folder per CIFAR-10 class ({', '.join(classes)}); found "
+            f"{', '.join(found) or 'none'}"
+        )
+    files = [(f, label) for label, c in enumerate(classes) for f in sorted((folder / c).iterdir()) if f.is_file()]
+    return _decode_images([(f.read_bytes(), label, f) for f, label in files])
+
+
+def _decode_cifar_pack(pack: Path, split: str) -> Split:
+    try:
+        with np.load(pack, allow_pickle=False) as z:
+            blob, off, labels = z[f"{split}_jpeg"], z[f"{split}_off"], z[f"{split}_y"]
+    except (OSError, KeyError, ValueError) as e:
+        raise ConvnetsError(f"{pack} is not a readable CIFAR-10 pack ({e})") from None
+    items = [(blob[off[i] : off[i + 1]].tobytes(), int(labels[i]), f"{pack}[{split} {i}]") for i in range(len(labels))]
+    return _decode_images(items)
+
+
+def _decode_images(items: list[tuple[bytes, int, object]]) -> Split:
+    if not items:
+        raise ConvnetsError("the CIFAR-10 image folder holds no images")
+    images = np.empty((len(items), 32, 32, 3), np.uint8)
+    for i, (blob, _, where) in enumerate(items):
+        try:
+            with Image.open(io.BytesIO(blob)) as im:
+                pixels = np.asarray(im.convert("RGB"))
+        except Exception as e:
+            raise ConvnetsError(f"{where} is not a readable image ({e})") from None
+        if pixels.shape != (32, 32, 3):
+            raise ConvnetsError(f"{where} is {pixels.shape[1]}×{pixels.shape[0]}, CIFAR-10 images are 32×32")
+        images[i] = pixels
+    return _split(images.transpose(0, 3, 1, 2), np.asarray([label for _, label, _ in items]))
+
+
+def _split(images: np.ndarray, labels: np.ndarray) -> Split:
+    if len(images) != len(labels):
+        raise ConvnetsError(f"{len(images)} images but {len(labels)} labels")
+    return Split(torch.from_numpy(np.require(images, requirements=["C", "W"])), torch.from_numpy(labels.astype(np.int64)))
+
+
+_DECODERS = {
+    "mnist-idx": _decode_mnist,
+    "cifar-python": _decode_cifar_python,
+    "cifar-folder": _decode_cifar_folder,
+    "cifar-pack": _decode_cifar_pack,
+}
+
+
+def _download(dataset: str, root: Path) -> None:
+    expected = (
+        [root / "MNIST" / "raw" / f for f in MNIST_MD5]
+        if dataset == "mnist"
+        else [root / tvd.CIFAR10.base_folder / f for f in CIFAR_MD5]
+    )
+    alternatives = "" if dataset == "mnist" else f" (or a JPEG ImageFolder copy in {root / JPEG_DIR}/{{train,test}}/<class>/)"
+    missing = f"{dataset} is not in {root}: expected {', '.join(p.name for p in expected)} in {expected[0].parent}"
+    if os.environ.get("CONVNETS_OFFLINE"):
+        raise ConvnetsError(f"{missing}{alternatives}; downloads are off (CONVNETS_OFFLINE)")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)
+    try:
+        cls = tvd.MNIST if dataset == "mnist" else tvd.CIFAR10
+        for train in (True, False):
+            cls(str(root), train=train, download=True)
+    except Exception as e:
+        raise ConvnetsError(f"{missing}{alternatives}, and downloading failed ({type(e).__name__}: {e})") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+# --- on-device batches --------------------------------------------------------------------------------
+
+
+def batches(
+    split: Split,
+    batch_size: int,
+    *,
+    augment: str = "none",
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Float batches (0..255 pixel values) from a device-resident uint8 split, augmented in one go each."""
+    n = len(split)
+    order = torch.randperm(n, generator=generator, device="cpu").to(split.labels.device) if shuffle else None
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        idx = order[start : start + batch_size] if order is not None else slice(start, start + batch_size)
+        x = split.images[idx]
+        if augment != "none":
+            x = _augment(x, augment, generator)
+        yield x.float(), split.labels[idx]
+
+
+def _augment(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
+    """Random translation (zero padding, as RandomCrop(padding=...)) and, for crop-flip, horizontal flips."""
+    pad = {"crop-flip": 4, "shift": 2}[kind]
+    n, _, h, w = x.shape
+    shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    rows = (torch.arange(h, device=x.device)[None, :] + shifts[0][:, None])[:, None, :, None]
+    cols = torch.arange(w, device=x.device)[None, :] + shifts[1][:, None]
+    if kind == "crop-flip":
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+    cols = cols[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+def channel_stats(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of the training images, in 0..255 units."""
+    x = split.images.double().transpose(0, 1).reshape(split.images.shape[1], -1)
+    return x.mean(1).float(), x.std(1).float()
+
+
+def pixel_stats(split: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and std image (the reference notebooks' per-pixel standardisation), in 0..255 units."""
+    x = split.images.double()
+    return x.mean(0).float(), x.std(0).clamp_min(1.0).float()

@@ -1,0 +1,71 @@
+"""Inference with every finished model of a dataset at once, for the CLI and the dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import CLASSES
+from .imaging import DrawingResult, prepare_drawing, prepare_upload  # noqa: F401 - the public inference API
+from .store import Run, RunStore
+
+
+@dataclass
+class Prediction:
+    run_id: str
+    model: str
+    probabilities: list[float]  # one per class
+    classes: list[str]
+
+    @property
+    def label(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def class_name(self) -> str:
+        return self.classes[self.label]
+
+    @property
+    def probability(self) -> float:
+        return float(self.probabilities[self.label])
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(self.classes[i], float(self.probabilities[i])) for i in order]
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "model": self.model, "label": self.label, "class_name": self.class_name,
+                "probability": round(self.probability, 6),
+                "probabilities": [round(p, 6) for p in self.probabilities]}
+
+
+def load_model(run: Run) -> torch.nn.Module:
+    """Models are loaded once per process and reloaded only when the run's weights change."""
+    path = run.path / "model.safetensors"
+    return _load(str(run.path), run.readonly, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _load(path: str, readonly: bool, _mtime: int) -> torch.nn.Module:
+    return Run(Path(path), readonly).load_model("cpu")
+
+
+@torch.inference_mode()
+def predict(images: list[np.ndarray], dataset: str, store: RunStore | None = None) -> list[list[Prediction]]:
+    """For each image (28×28 grey for MNIST, 32×32×3 for CIFAR-10, uint8), every finished model's prediction."""
+    store = store or RunStore()
+    batch = torch.from_numpy(np.stack([_chw(im) for im in images])).float()
+    out: list[list[Prediction]] = [[] for _ in images]
+    for run in store.finished(dataset):
+        probs = load_model(run)(batch).softmax(1)
+        for i, p in enumerate(probs.tolist()):
+            out[i].append(Prediction(run.run_id, run.config.model, p, CLASSES[dataset]))
+    return out
+
+
+def _chw(image: np.ndarray) -> np.ndarray:
+    return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)

@@ -1,0 +1,304 @@
+"""The run store: every run on disk, keyed by its configuration, so a finished run is never trained twice.
+
+Layout: ``<home>/runs/<run_id>/`` with ``config.json``, ``status.json``, ``history.json``,
+``evaluation.json``, ``mistakes.npz``, ``model.safetensors`` (the final weights) and ``resume.pt`` (the
+last completed epoch). Every file is written to a temporary name and renamed, so a killed process never
+leaves a half-written file behind. The shipped zoo is a second, read-only root merged into every listing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import RunConfig
+from .data import default_home
+from .errors import ConvnetsError
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
+RUN_ID = re.compile(r"^[a-z0-9_]+-[a-z0-9]+-[0-9a-f]{10}$")
+FINISHED = "finished"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write-then-rename, fsynced, so readers see the old file or the new one and never a torn one."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: object) -> None:
+    atomic_write(path, json.dumps(obj, indent=1).encode())
+
+
+def read_json(path: Path) -> object:
+    return json.loads(path.read_text())
+
+
+class Run:
+    """One run directory; readers tolerate damage, writers keep every file whole."""
+
+    def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
+        self.run_id = path.name
+        self.readonly = readonly
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id!r}{', zoo' if self.readonly else ''})"
+
+    # --- reading ---
+    @property
+    def config(self) -> RunConfig:
+        return RunConfig.from_dict(self._json("config.json"))
+
+    def status(self) -> dict:
+        """The run's state; a 'running' run whose trainer is gone reads as 'interrupted'."""
+        try:
+            status = self._json("status.json")
+            self.config  # noqa: B018 - a run without a readable configuration is damaged
+        except ConvnetsError as e:
+            return {"state": "damaged", "error": str(e)}
+        if status.get("state") in ("running", "queued") and not self.is_locked():
+            status = {**status, "state": "interrupted"}
+        if status.get("state") == FINISHED and not (self.path / "model.safetensors").is_file():
+            status = {**status, "state": "damaged", "error": "the finished run has no model.safetensors"}
+        return status
+
+    @property
+    def finished(self) -> bool:
+        return self.status()["state"] == FINISHED
+
+    def history(self) -> list[dict]:
+        return self._json("history.json") if (self.path / "history.json").exists() else []
+
+    def evaluation(self) -> dict | None:
+        return self._json("evaluation.json") if (self.path / "evaluation.json").exists() else None
+
+    def mistakes(self) -> tuple[np.ndarray, list[dict]]:
+        """The most confident mistakes: their images (N×H×W×C uint8) and their records."""
+        evaluation = self.evaluation() or {}
+        try:
+            with np.load(self.path / "mistakes.npz", allow_pickle=False) as z:
+                return z["images"], evaluation.get("mistakes", [])
+        except (OSError, KeyError, ValueError):
+            return np.zeros((0, 1, 1, 1), np.uint8), []
+
+    def summary(self) -> dict:
+        """The flat record the CLI prints and the leaderboard shows."""
+        status = self.status()
+        out = {"run_id": self.run_id, "state": status["state"], "zoo": self.readonly, "error": status.get("error")}
+        if status["state"] == "damaged":
+            return out
+        config = self.config
+        history = self.history()
+        evaluation = self.evaluation() or {}
+        best = max(history, key=lambda h: h["test_accuracy"], default=None)
+        train_seconds = sum(h["seconds"] for h in history)
+        images = sum(h["images"] for h in history)
+        out.update(
+            model=config.model,
+            dataset=config.dataset,
+            data_copy=config.data_copy,
+            seed=config.seed,
+            epochs=config.recipe.epochs,
+            epochs_done=len(history),
+            params=status.get("params"),
+            test_accuracy=evaluation.get("test_accuracy"),
+            test_loss=evaluation.get("test_loss"),
+            best_epoch=best["epoch"] if best else None,
+            best_test_accuracy=best["test_accuracy"] if best else None,
+            train_seconds=round(train_seconds, 2),
+            images_per_second=round(images / train_seconds, 1) if train_seconds else None,
+            device=status.get("device"),
+            command=status.get("command"),
+            finished_at=status.get("finished_at"),
+        )
+        return out
+
+    def load_model(self, device: torch.device | str = "cpu") -> torch.nn.Module:
+        """The trained classifier in eval mode; safetensors, so loading never runs code from the file."""
+        from .train import build_classifier  # the engine builds models; the store only holds weights
+
+        try:
+            weights = load_file(self.path / "model.safetensors", device=str(device))
+        except Exception as e:
+            raise ConvnetsError(f"run {self.run_id} has an unreadable model file ({e})") from None
+        model = build_classifier(self.config, weights)
+        return model.to(device).eval()
+
+    def load_resume(self) -> dict | None:
+        path = self.path / "resume.pt"
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, weights_only=True, map_location="cpu")
+        except Exception:  # a damaged resume point costs the progress, not the run
+            return None
+
+    def _json(self, name: str):
+        try:
+            return read_json(self.path / name)
+        except FileNotFoundError:
+            raise ConvnetsError(f"run {self.run_id} has no {name}") from None
+        except (OSError, ValueError) as e:
+            raise ConvnetsError(f"run {self.run_id} has a damaged {name} ({e})") from None
+
+    # --- writing ---
+    def write(self, name: str, obj: object) -> None:
+        self._writable()
+        write_json(self.path / name, obj)
+
+    def set_status(self, state: str, **fields) -> None:
+        self.write("status.json", {"state": state, "updated": time.time(), **fields})
+
+    def save_resume(self, state: dict) -> None:
+        self._writable()
+        tmp = self.path / f".resume.pt.tmp{os.getpid()}"
+        try:
+            torch.save(state, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / "resume.pt")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def save_model(self, model: torch.nn.Module, half: bool = False) -> None:
+        self._writable()
+        tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+                   for k, v in model.state_dict().items()}
+        tmp = self.path / f".model.safetensors.tmp{os.getpid()}"
+        try:
+            save_file(tensors, str(tmp))
+            os.replace(tmp, self.path / "model.safetensors")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def save_mistakes(self, images: np.ndarray) -> None:
+        self._writable()
+        tmp = self.path / f".mistakes.tmp{os.getpid()}.npz"
+        try:
+            np.savez_compressed(tmp, images=images)
+            os.replace(tmp, self.path / "mistakes.npz")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise ConvnetsError(f"run {self.run_id} belongs to the shipped zoo, which is read-only")
+
+    # --- the training lock ---
+    @contextmanager
+    def lock(self, wait: bool = True) -> Iterator[bool]:
+        """Held while training, so one configuration is never trained by two processes at once."""
+        self._writable()
+        with open(self.path / ".lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+
+    def is_locked(self) -> bool:
+        if self.readonly or not (self.path / ".lock").exists():
+            return False
+        with open(self.path / ".lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+
+
+class RunStore:
+    """The user's runs (writable) merged with the shipped zoo (read-only); the user's never replace the zoo's."""
+
+    def __init__(self, home: Path | str | None = None, zoo: Path | str | None = None):
+        self.home = Path(home) if home else default_home()
+        self.runs_dir = self.home / "runs"
+        zoo = zoo if zoo is not None else os.environ.get("CONVNETS_ZOO", ZOO_DIR)  # "" turns the zoo off
+        self.zoo_dir = Path(zoo) / "runs" if zoo else None
+
+    def get(self, run_id: str) -> Run | None:
+        check_run_id(run_id)
+        if self.zoo_dir and (self.zoo_dir / run_id).is_dir():
+            return Run(self.zoo_dir / run_id, readonly=True)
+        if (self.runs_dir / run_id).is_dir():
+            return Run(self.runs_dir / run_id)
+        return None
+
+    def require(self, run_id: str) -> Run:
+        run = self.get(run_id)
+        if run is None:
+            raise ConvnetsError(f"no run '{run_id}' in {self.runs_dir} or the zoo")
+        return run
+
+    def create(self, config: RunConfig) -> Run:
+        existing = self.get(config.run_id)
+        if existing is not None:
+            return existing
+        path = self.runs_dir / config.run_id
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConvnetsError(f"cannot create the run folder {path} ({e.strerror})") from None
+        run = Run(path)
+        if not (path / "config.json").exists():
+            run.write("config.json", config.to_dict())
+        return run
+
+    def runs(self, dataset: str | None = None) -> list[Run]:
+        found: dict[str, Run] = {}
+        roots = [(self.runs_dir, False)] + ([(self.zoo_dir, True)] if self.zoo_dir else [])
+        for root, readonly in roots:  # zoo last, so a zoo entry wins over a user run of the same id
+            if root.is_dir():
+                for path in sorted(root.iterdir()):
+                    if path.is_dir() and RUN_ID.match(path.name):
+                        found[path.name] = Run(path, readonly)
+        runs = list(found.values())
+        if dataset:
+            runs = [r for r in runs if r.run_id.split("-")[1] == dataset]
+        return runs
+
+    def finished(self, dataset: str | None = None) -> list[Run]:
+        return [r for r in self.runs(dataset) if r.finished]
+
+    def state_token(self) -> str:
+        """Changes whenever any run's files change: a cache key for the dashboard's tables."""
+        parts = []
+        for run in self.runs():
+            for name in ("status.json", "history.json", "evaluation.json"):
+                try:
+                    parts.append(f"{run.run_id}/{name}:{(run.path / name).stat().st_mtime_ns}")
+                except OSError:
+                    pass
+        return hashlib.sha1("\n".join(parts).encode()).hexdigest()
+
+
+def check_run_id(run_id: str) -> str:
+    """Run ids reach the store from the UI and the CLI: only the store's own id format may name a folder."""
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise ConvnetsError(f"'{run_id}' is not a run id (expected model-dataset-hash, e.g. resnet20-cifar10-0123abcdef)")
+    return run_id

@@ -1,0 +1,283 @@
+"""The training engine: device-resident data, no host sync inside the step, one run per configuration.
+
+``train_run`` is the one entry point: it returns the cached run when the configuration was trained
+before, resumes an interrupted run from its last completed epoch, and otherwise trains, evaluates and
+stores. Randomness is derived from (seed, epoch), so a resumed run ends exactly where an uninterrupted
+one would on the CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as datamod
+from .config import Recipe, RunConfig
+from .errors import ConvnetsError
+from .evaluate import evaluate, final_report
+from .models import get_model
+from .store import Run, RunStore
+
+
+class Cancelled(Exception):
+    """Raised between steps when the caller's cancel() says so; the run keeps its last completed epoch."""
+
+
+class Diverged(ConvnetsError):
+    """The loss became NaN or infinite: the recipe (usually the learning rate) does not train this model."""
+
+
+@dataclass
+class Progress:
+    epoch: int  # 1-based epoch being trained
+    epochs: int
+    step: int  # steps done in this epoch
+    steps: int
+    loss: float  # running mean of this epoch's training loss
+    accuracy: float  # running training accuracy of this epoch
+    images_per_second: float
+    eta_seconds: float
+    phase: str  # train | eval | done
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """CUDA when present, else Apple MPS, else the CPU; an explicit request must be available."""
+    if requested and requested != "auto":
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConvnetsError("--device cuda was asked for, but no CUDA GPU is available")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ConvnetsError("--device mps was asked for, but Apple MPS is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)" if device.type == "cpu" else device.type
+
+
+class Normalize(nn.Module):
+    """Standardisation as part of the model, so a checkpoint carries its own input statistics."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        shape = (1, -1, 1, 1) if mean.dim() == 1 else (1, *mean.shape)
+        self.register_buffer("mean", mean.reshape(shape).float())
+        self.register_buffer("std", std.reshape(shape).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def input_stats(recipe: Recipe, train: datamod.Split) -> tuple[torch.Tensor, torch.Tensor]:
+    if recipe.normalize == "channel":
+        return datamod.channel_stats(train)
+    if recipe.normalize == "pixel":
+        return datamod.pixel_stats(train)
+    if recipe.normalize == "unit":
+        c = train.images.shape[1]
+        return torch.zeros(c), torch.full((c,), 255.0)
+    raise ConvnetsError(f"unknown normalisation '{recipe.normalize}' (channel, pixel or unit)")
+
+
+def build_classifier(config: RunConfig, state: dict[str, torch.Tensor]) -> nn.Sequential:
+    """The registry's network behind its input normalisation, with weights from a saved state dict."""
+    model = nn.Sequential(Normalize(state["0.mean"][0], state["0.std"][0]), get_model(config.model).build(config.dataset))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model
+
+
+def lr_at(step: int, total: int, recipe: Recipe) -> float:
+    """One-cycle: linear warm-up to the peak, then linear decay to zero; cosine: half a cosine to zero."""
+    t = step / max(total, 1)
+    if recipe.schedule == "onecycle":
+        w = recipe.warmup
+        return recipe.lr * (0.1 + 0.9 * t / w if t < w else max(0.0, (1 - t) / (1 - w)))
+    if recipe.schedule == "cosine":
+        return recipe.lr * 0.5 * (1 + math.cos(math.pi * t))
+    if recipe.schedule == "constant":
+        return recipe.lr
+    raise ConvnetsError(f"unknown schedule '{recipe.schedule}' (onecycle, cosine or constant)")
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                               nesterov=recipe.nesterov and recipe.momentum > 0, weight_decay=recipe.weight_decay,
+                               **fused)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, **fused)
+    raise ConvnetsError(f"unknown optimizer '{recipe.optimizer}' (sgd or adam)")
+
+
+def train_run(
+    config: RunConfig,
+    *,
+    store: RunStore | None = None,
+    data_dir: str | None = None,
+    device: str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+    compile: bool = False,
+    command: str | None = None,
+) -> tuple[Run, bool]:
+    """Train a configuration or return its finished run; the flag says whether it came from the cache."""
+    store = store or RunStore()
+    cached = store.get(config.run_id)
+    if cached is not None and cached.finished:
+        return cached, True
+    run = store.create(config)
+    run._writable()
+    if run.status().get("state") not in ("running",):
+        run.set_status("queued", pid=os.getpid())
+    with run.lock():
+        if run.finished:  # another process trained it while we waited for the lock
+            return run, True
+        dev = pick_device(device)
+        try:
+            _train_locked(run, config, data_dir, dev, progress, cancel, compile, command)
+        except Cancelled:
+            run.set_status("cancelled", error="cancelled by the user", **_resume_fields(run))
+            raise
+        except KeyboardInterrupt:
+            run.set_status("cancelled", error="interrupted", **_resume_fields(run))
+            raise
+        except ConvnetsError as e:
+            run.set_status("failed", error=str(e), **_resume_fields(run))
+            raise
+        except Exception as e:
+            run.set_status("failed", error=f"{type(e).__name__}: {e}", **_resume_fields(run))
+            raise
+    return run, False
+
+
+def _resume_fields(run: Run) -> dict:
+    return {"epochs_done": len(run.history())}
+
+
+def _train_locked(run: Run, config: RunConfig, data_dir, device, progress, cancel, compile, command) -> None:
+    recipe = config.recipe
+    run.set_status("running", pid=os.getpid(), device=describe_device(device), phase="loading data")
+    data = datamod.load(config.dataset, data_dir)
+    if data.copy != config.data_copy:
+        raise ConvnetsError(f"the data in {data_dir} is the {data.copy} copy, but the run asks for {config.data_copy}")
+    torch.manual_seed(config.seed)
+    net = get_model(config.model).build(config.dataset)
+    model = nn.Sequential(Normalize(*input_stats(recipe, data.train)), net).to(device)
+    params = sum(p.numel() for p in net.parameters())
+    train, test = data.train.to(device), data.test.to(device)
+    optimizer = make_optimizer(model, recipe, device)
+    history: list[dict] = []
+    resume = run.load_resume()
+    if resume is not None and resume["epoch"] == len(run.history()):
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        history = run.history()
+    if device.type != "cpu" or os.environ.get("CONVNETS_CHANNELS_LAST") == "1":
+        model = model.to(memory_format=torch.channels_last)
+    step_fn = _make_step(model, optimizer, recipe, device, compile)
+    status = {"pid": os.getpid(), "device": describe_device(device), "params": params, "command": command}
+    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
+    total_steps = steps_per_epoch * recipe.epochs
+    for epoch in range(len(history) + 1, recipe.epochs + 1):
+        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        torch.manual_seed(config.seed * 1_000_003 + epoch)  # dropout draws from the global generator
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen, t0, last_report = 0, time.perf_counter(), 0.0
+        for step, (x, y) in enumerate(datamod.batches(train, recipe.batch_size, augment=recipe.augment,
+                                                      shuffle=True, generator=gen), start=1):
+            if cancel is not None and cancel():
+                raise Cancelled()
+            lr = lr_at((epoch - 1) * steps_per_epoch + step - 1, total_steps, recipe)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss, hits = step_fn(x, y)
+            loss_sum += loss.detach() * len(y)
+            correct += hits
+            seen += len(y)
+            now = time.perf_counter()
+            if progress is not None and (now - last_report > 0.5 or step == steps_per_epoch):
+                last_report = now
+                mean_loss = (loss_sum / seen).item()
+                rate = seen / (now - t0)
+                remaining = (recipe.epochs - epoch) * len(train) + len(train) - seen
+                progress(Progress(epoch, recipe.epochs, step, steps_per_epoch, mean_loss,
+                                  correct.item() / seen, rate, remaining / rate, "train"))
+                run.set_status("running", progress=progress_dict(epoch, recipe.epochs, step, steps_per_epoch,
+                                                                  mean_loss, rate, remaining / rate), **status)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        train_loss = (loss_sum / seen).item()
+        if not math.isfinite(train_loss):
+            raise Diverged(f"training diverged in epoch {epoch} (loss {train_loss}); try a lower learning rate")
+        scores = evaluate(model, test, device)
+        history.append({
+            "epoch": epoch, "train_loss": train_loss, "train_accuracy": correct.item() / seen,
+            "test_loss": scores["loss"], "test_accuracy": scores["accuracy"], "lr": lr,
+            "seconds": round(seconds, 3), "images": seen, "images_per_second": round(seen / seconds, 1),
+            "wall_seconds": round(sum(h["seconds"] for h in history) + seconds, 3),
+        })
+        run.save_resume({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+        run.write("history.json", history)
+        run.set_status("running", progress=progress_dict(epoch, recipe.epochs, steps_per_epoch, steps_per_epoch,
+                                                          train_loss, seen / seconds, 0.0), **status)
+    if progress is not None:
+        last = history[-1]
+        progress(Progress(recipe.epochs, recipe.epochs, steps_per_epoch, steps_per_epoch, last["train_loss"],
+                          last["train_accuracy"], last["images_per_second"], 0.0, "eval"))
+    report, mistake_images = final_report(model, data, device)
+    run.save_mistakes(mistake_images)
+    run.write("evaluation.json", report)
+    run.save_model(model)
+    run.set_status("finished", finished_at=time.time(), **status)
+    (run.path / "resume.pt").unlink(missing_ok=True)
+
+
+def progress_dict(epoch: int, epochs: int, step: int, steps: int, loss: float, rate: float, eta: float) -> dict:
+    return {"epoch": epoch, "epochs": epochs, "step": step, "steps": steps, "loss": loss,
+            "images_per_second": rate, "eta_seconds": eta}
+
+
+def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, recipe: Recipe, device: torch.device,
+               compile: bool) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """One optimisation step that returns device tensors only: no .item(), so no host-device sync."""
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    channels_last = device.type != "cpu" or os.environ.get("CONVNETS_CHANNELS_LAST") == "1"
+    forward = torch.compile(model) if compile else model
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            logits = forward(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss, (logits.argmax(1) == y).sum()
+
+    return step

@@ -1,0 +1,126 @@
+import gzip
+import hashlib
+import io
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from convnets import data as datamod
+from convnets.errors import ConvnetsError
+
+
+def test_mnist_idx_loads_and_is_cached(data_dir, monkeypatch):
+    ds = datamod.load("mnist", data_dir)
+    assert ds.copy == "official"
+    assert ds.train.images.shape == (600, 1, 28, 28) and ds.train.images.dtype == torch.uint8
+    assert ds.test.images.shape == (200, 1, 28, 28)
+    assert sorted(ds.train.labels.unique().tolist()) == list(range(10))
+
+    monkeypatch.setitem(datamod._DECODERS, "mnist-idx", lambda *a: pytest.fail("decoded twice"))
+    again = datamod.load("mnist", data_dir)
+    assert torch.equal(again.train.images, ds.train.images)
+
+
+def test_mnist_md5_mismatch_is_named(data_dir, monkeypatch):
+    monkeypatch.setitem(datamod.MNIST_MD5, "t10k-labels-idx1-ubyte.gz", "0" * 32)
+    with pytest.raises(ConvnetsError, match="t10k-labels-idx1-ubyte.gz is corrupted \\(md5 mismatch\\)"):
+        datamod.load("mnist", data_dir)
+
+
+def test_truncated_idx_is_reported(tmp_path, data_dir, monkeypatch):
+    root = tmp_path / "d"
+    shutil.copytree(data_dir / "MNIST", root / "MNIST")
+    path = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    blob = gzip_truncate(path.read_bytes())
+    path.write_bytes(blob)
+    monkeypatch.setitem(datamod.MNIST_MD5, path.name, hashlib.md5(blob).hexdigest())
+    with pytest.raises(ConvnetsError, match="truncated"):
+        datamod.load("mnist", root)
+
+
+def gzip_truncate(blob: bytes) -> bytes:
+    return gzip.compress(gzip.decompress(blob)[:-100])
+
+
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_missing_data_offline_names_files_and_folder(tmp_path, dataset):
+    with pytest.raises(ConvnetsError) as e:
+        datamod.load(dataset, tmp_path / "empty")
+    msg = str(e.value)
+    assert str(tmp_path / "empty") in msg and "CONVNETS_OFFLINE" in msg
+    assert ("train-images-idx3-ubyte.gz" if dataset == "mnist" else "data_batch_1") in msg
+
+
+def test_cifar_folder_and_pack_agree(data_dir, tmp_path):
+    folder = datamod.load("cifar10", data_dir)
+    assert folder.copy == "jpeg" and folder.train.images.shape == (400, 3, 32, 32)
+    assert folder.train.labels.bincount().tolist() == [40] * 10
+
+    # The one-file pack holds the same JPEG bytes in ImageFolder order.
+    pack = {}
+    for split in ("train", "test"):
+        files = sorted((data_dir / datamod.JPEG_DIR / split).rglob("*.jpg"))
+        blobs = [f.read_bytes() for f in files]
+        pack[f"{split}_jpeg"] = np.frombuffer(b"".join(blobs), np.uint8)
+        pack[f"{split}_off"] = np.cumsum([0] + [len(b) for b in blobs])
+        pack[f"{split}_y"] = np.array([datamod.CLASSES["cifar10"].index(f.parent.name) for f in files], np.uint8)
+    np.savez(tmp_path / datamod.JPEG_PACK, **pack)
+    packed = datamod.load("cifar10", tmp_path)
+    assert torch.equal(packed.train.images, folder.train.images)
+    assert torch.equal(packed.test.labels, folder.test.labels)
+
+
+def test_wrong_folder_layout_is_named(tmp_path):
+    (tmp_path / datamod.JPEG_DIR / "train" / "cats").mkdir(parents=True)
+    with pytest.raises(ConvnetsError, match="one folder per CIFAR-10 class"):
+        datamod.load("cifar10", tmp_path)
+
+
+def test_corrupt_image_is_named(data_dir, tmp_path):
+    root = tmp_path / "d"
+    shutil.copytree(data_dir / datamod.JPEG_DIR, root / datamod.JPEG_DIR)
+    bad = root / datamod.JPEG_DIR / "test" / "dog" / "0003.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ConvnetsError, match="0003.jpg is not a readable image"):
+        datamod.load("cifar10", root)
+
+
+def test_wrong_image_size_is_named(data_dir, tmp_path):
+    root = tmp_path / "d"
+    shutil.copytree(data_dir / datamod.JPEG_DIR, root / datamod.JPEG_DIR)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(buf, "PNG")
+    (root / datamod.JPEG_DIR / "train" / "cat" / "0001.jpg").write_bytes(buf.getvalue())
+    with pytest.raises(ConvnetsError, match="64×64, CIFAR-10 images are 32×32"):
+        datamod.load("cifar10", root)
+
+
+def test_batches_cover_the_split_once_and_are_reproducible(data_dir):
+    split = datamod.load("mnist", data_dir).train
+    labels = [y for _, y in datamod.batches(split, 64, shuffle=True, generator=torch.Generator().manual_seed(1))]
+    assert sorted(torch.cat(labels).tolist()) == sorted(split.labels.tolist())
+    again = [y for _, y in datamod.batches(split, 64, shuffle=True, generator=torch.Generator().manual_seed(1))]
+    assert all(torch.equal(a, b) for a, b in zip(labels, again))
+
+
+def test_crop_flip_translates_and_mirrors():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).reshape(2, 3, 8, 8)
+    out = datamod._augment(x, "crop-flip", torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    for i in range(2):  # each output is a shifted (zero-padded), possibly mirrored window of its input
+        padded = torch.nn.functional.pad(x[i], (4, 4, 4, 4))
+        windows = [padded[:, r : r + 8, c : c + 8] for r in range(9) for c in range(9)]
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(2)) for w in windows)
+    many = datamod._augment(x.repeat(50, 1, 1, 1), "crop-flip", torch.Generator().manual_seed(0))
+    assert len({m.numpy().tobytes() for m in many}) > 20  # the shifts really vary
+
+
+def test_channel_and_pixel_stats(data_dir):
+    split = datamod.load("cifar10", data_dir).train
+    mean, std = datamod.channel_stats(split)
+    assert mean.shape == (3,) and torch.allclose(mean, split.images.float().mean((0, 2, 3)), rtol=1e-4)
+    pmean, pstd = datamod.pixel_stats(split)
+    assert pmean.shape == (3, 32, 32) and (pstd >= 1).all()

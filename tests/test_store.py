@@ -1,0 +1,85 @@
+import json
+import os
+
+import pytest
+
+from convnets.config import Recipe, RunConfig
+from convnets.errors import ConvnetsError
+from convnets.store import Run, RunStore, atomic_write, check_run_id
+
+
+def make_run(store: RunStore, model: str = "lenet5", seed: int = 0) -> Run:
+    return store.create(RunConfig(model, "mnist", Recipe(epochs=1), seed=seed))
+
+
+def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeypatch):
+    path = tmp_path / "x.json"
+    atomic_write(path, b"old")
+
+    def boom(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("bad", ["../../etc", "lenet5-mnist-../..", "a/b", "", "LENET-mnist-0123456789"])
+def test_run_ids_cannot_escape_the_store(bad):
+    with pytest.raises(ConvnetsError, match="not a run id"):
+        check_run_id(bad)
+    with pytest.raises(ConvnetsError):
+        RunStore().get(bad)
+
+
+def test_run_id_depends_on_every_field():
+    a = RunConfig("lenet5", "mnist", Recipe(epochs=1))
+    assert a.run_id == RunConfig.from_dict(json.loads(json.dumps(a.to_dict()))).run_id
+    assert a.run_id != RunConfig("lenet5", "mnist", Recipe(epochs=1), seed=1).run_id
+    assert a.run_id != RunConfig("lenet5", "mnist", Recipe(epochs=1, lr=0.2)).run_id
+    check_run_id(a.run_id)
+
+
+def test_damaged_runs_are_listed_and_the_rest_load():
+    store = RunStore()
+    good, bad = make_run(store, seed=1), make_run(store, seed=2)
+    good.set_status("failed", error="x")
+    (bad.path / "config.json").write_text('{"model": "lenet5", "data')
+    bad.set_status("finished")
+    states = {r.run_id: r.status()["state"] for r in store.runs()}
+    assert states == {good.run_id: "failed", bad.run_id: "damaged"}
+    assert store.finished() == []
+    assert bad.summary()["state"] == "damaged" and "config.json" in bad.summary()["error"]
+
+
+def test_finished_without_weights_is_damaged():
+    run = make_run(RunStore())
+    run.set_status("finished")
+    assert run.status()["state"] == "damaged"
+
+
+def test_stale_running_status_reads_as_interrupted():
+    run = make_run(RunStore())
+    with run.lock():
+        run.set_status("running", pid=os.getpid())
+        assert run.status()["state"] == "running"
+        with run.lock(wait=False) as got:
+            assert got is False  # a second trainer cannot take it
+    assert run.status()["state"] == "interrupted"
+
+
+def test_zoo_is_read_only_and_merged(tmp_path):
+    zoo = tmp_path / "zoo"
+    zoo_store = RunStore(home=zoo)  # build a zoo the way the zoo command does: a store root
+    zoo_run = make_run(zoo_store)
+    zoo_run.set_status("failed")
+    user = make_run(RunStore(), seed=5)
+    store = RunStore(zoo=zoo)
+    listed = {r.run_id: r.readonly for r in store.runs()}
+    assert listed == {zoo_run.run_id: True, user.run_id: False}
+    same = store.create(zoo_run.config)
+    assert same.readonly
+    with pytest.raises(ConvnetsError, match="read-only"):
+        same.set_status("running")

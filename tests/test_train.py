@@ -1,0 +1,98 @@
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from convnets.config import RunConfig
+from convnets.errors import ConvnetsError
+from convnets.models import get_model
+from convnets.store import RunStore
+from convnets.train import Cancelled, Diverged, lr_at, train_run
+
+
+def mnist_config(**recipe) -> RunConfig:
+    base = get_model("lenet5").recipes["mnist"]
+    return RunConfig("lenet5", "mnist", base.replace(**{"epochs": 3, "batch_size": 32, **recipe}))
+
+
+def test_short_run_learns_and_is_cached(data_dir):
+    run, cached = train_run(mnist_config(), data_dir=str(data_dir), device="cpu")
+    assert not cached and run.finished
+    history = run.history()
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] * 0.7
+    evaluation = run.evaluation()
+    assert evaluation["test_accuracy"] > 0.6  # chance is 0.1
+    confusion = torch.tensor(evaluation["confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 200
+    assert evaluation["test_accuracy"] == pytest.approx(confusion.diag().sum().item() / 200)
+    images, mistakes = run.mistakes()
+    assert len(images) == len(mistakes) == min(32, 200 - confusion.diag().sum().item())
+    assert all(m["true"] != m["predicted"] for m in mistakes)
+    assert [m["confidence"] for m in mistakes] == sorted((m["confidence"] for m in mistakes), reverse=True)
+    summary = run.summary()
+    assert summary["params"] == 61_706 and summary["epochs_done"] == 3 and summary["train_seconds"] > 0
+
+    again, cached = train_run(mnist_config(), data_dir=str(data_dir), device="cpu")
+    assert cached and again.run_id == run.run_id
+
+
+def test_same_seed_same_weights_and_resume_matches(data_dir, tmp_path, monkeypatch):
+    reference, _ = train_run(mnist_config(), data_dir=str(data_dir), device="cpu")
+    expected = load_file(reference.path / "model.safetensors")
+
+    # Interrupt a second store's run of the same configuration when epoch 2 begins, then resume it.
+    monkeypatch.setenv("CONVNETS_HOME", str(tmp_path / "other"))
+    calls = {"n": 0}
+
+    def cancel_in_epoch_two() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 19 + 3  # 600/32 = 19 steps per epoch; stop a few steps into epoch 2
+
+    with pytest.raises(Cancelled):
+        train_run(mnist_config(), data_dir=str(data_dir), device="cpu", cancel=cancel_in_epoch_two)
+    store = RunStore()
+    run = store.get(reference.run_id)
+    assert run.status()["state"] == "cancelled" and len(run.history()) == 1
+    assert not (run.path / "model.safetensors").exists()
+
+    resumed, cached = train_run(mnist_config(), data_dir=str(data_dir), device="cpu")
+    assert not cached and resumed.finished and len(resumed.history()) == 3
+    got = load_file(resumed.path / "model.safetensors")
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_divergence_fails_the_run_without_a_model(data_dir):
+    config = mnist_config(lr=1e6, epochs=1)
+    with pytest.raises(Diverged, match="diverged"):
+        train_run(config, data_dir=str(data_dir), device="cpu")
+    run = RunStore().get(config.run_id)
+    status = run.status()
+    assert status["state"] == "failed" and "learning rate" in status["error"]
+    assert not (run.path / "model.safetensors").exists() and not run.finished
+
+
+def test_cifar_folder_run_records_the_jpeg_copy(data_dir):
+    base = get_model("lenet5").recipes["cifar10"]
+    config = RunConfig("lenet5", "cifar10", base.replace(epochs=2, batch_size=50), data_copy="jpeg")
+    run, _ = train_run(config, data_dir=str(data_dir), device="cpu")
+    assert run.summary()["data_copy"] == "jpeg" and run.evaluation()["test_images"] == 100
+
+
+def test_copy_mismatch_is_refused(data_dir):
+    base = get_model("lenet5").recipes["cifar10"]
+    config = RunConfig("lenet5", "cifar10", base.replace(epochs=1), data_copy="official")
+    with pytest.raises(ConvnetsError, match="jpeg copy"):
+        train_run(config, data_dir=str(data_dir), device="cpu")
+
+
+def test_one_cycle_schedule_shape():
+    recipe = get_model("resnet20").recipes["cifar10"].replace(lr=0.4, warmup=0.25, schedule="onecycle")
+    lrs = [lr_at(s, 100, recipe) for s in range(101)]
+    peak = max(range(101), key=lrs.__getitem__)
+    assert lrs[peak] == pytest.approx(0.4) and 20 <= peak <= 30
+    assert lrs[0] == pytest.approx(0.04) and lrs[-1] == pytest.approx(0.0, abs=1e-9)
+    cosine = recipe.replace(schedule="cosine")
+    assert lr_at(50, 100, cosine) == pytest.approx(0.2) and math.isclose(lr_at(0, 100, cosine), 0.4)
