@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", choices=("crop-flip", "shift", "none"))
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
+    t.add_argument("--queue", type=Path, help=argparse.SUPPRESS)  # the background jobs' shared queue lock
     _common(t, device=True, data=True)
 
     r = sub.add_parser("runs", help="every run in the store and the shipped zoo")
@@ -128,6 +129,16 @@ def config_from_args(args) -> RunConfig:
     return RunConfig(args.model, args.dataset, recipe, seed=args.seed, data_copy=copy)
 
 
+def reproduce_command(config: RunConfig, data_dir: str | None) -> str:
+    """The full command that makes this exact run, recorded with it (defaults can change; this cannot)."""
+    r = config.recipe
+    argv = ["train", "--model", config.model, "--dataset", config.dataset, "--epochs", r.epochs,
+            "--batch-size", r.batch_size, "--lr", r.lr, "--weight-decay", r.weight_decay,
+            "--label-smoothing", r.label_smoothing, "--optimizer", r.optimizer, "--schedule", r.schedule,
+            "--augment", r.augment, "--seed", config.seed] + (["--data-dir", data_dir] if data_dir else [])
+    return "python -m convnets " + shlex.join(map(str, argv))
+
+
 def cmd_train(args) -> int:
     from .train import Cancelled, train_run
 
@@ -139,10 +150,11 @@ def cmd_train(args) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     bar = _ProgressBar() if sys.stderr.isatty() and not args.json else None
-    command = "python -m convnets " + shlex.join(sys.argv[1:]) if sys.argv[1:] else None
+    command = reproduce_command(config, args.data_dir)
     try:
         run, cached = train_run(config, data_dir=args.data_dir, device=args.device, progress=bar,
-                                cancel=lambda: stop["requested"], compile=args.compile, command=command)
+                                cancel=lambda: stop["requested"], compile=args.compile, command=command,
+                                queue=args.queue)
     except Cancelled:
         print("cancelled: the run keeps its last completed epoch and resumes from there", file=sys.stderr)
         return EXIT_CANCELLED

@@ -234,7 +234,8 @@ def _decode_images(items: list[tuple[bytes, int, object]]) -> Split:
 def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     if len(images) != len(labels):
         raise ConvnetsError(f"{len(images)} images but {len(labels)} labels")
-    return Split(torch.from_numpy(np.require(images, requirements=["C", "W"])), torch.from_numpy(labels.astype(np.int64)))
+    images = np.require(images, requirements=["C", "W"])
+    return Split(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)))
 
 
 _DECODERS = {
@@ -251,7 +252,8 @@ def _download(dataset: str, root: Path) -> None:
         if dataset == "mnist"
         else [root / tvd.CIFAR10.base_folder / f for f in CIFAR_MD5]
     )
-    alternatives = "" if dataset == "mnist" else f" (or a JPEG ImageFolder copy in {root / JPEG_DIR}/{{train,test}}/<class>/)"
+    tree = f"{root / JPEG_DIR}/{{train,test}}/<class>/"
+    alternatives = "" if dataset == "mnist" else f" (or the JPEG ImageFolder copy {tree})"
     missing = f"{dataset} is not in {root}: expected {', '.join(p.name for p in expected)} in {expected[0].parent}"
     if os.environ.get("CONVNETS_OFFLINE"):
         raise ConvnetsError(f"{missing}{alternatives}; downloads are off (CONVNETS_OFFLINE)")

@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -290,15 +290,13 @@ class RunStore:
         parts = []
         for run in self.runs():
             for name in ("status.json", "history.json", "evaluation.json"):
-                try:
+                with suppress(OSError):
                     parts.append(f"{run.run_id}/{name}:{(run.path / name).stat().st_mtime_ns}")
-                except OSError:
-                    pass
         return hashlib.sha1("\n".join(parts).encode()).hexdigest()
 
 
 def check_run_id(run_id: str) -> str:
     """Run ids reach the store from the UI and the CLI: only the store's own id format may name a folder."""
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):
-        raise ConvnetsError(f"'{run_id}' is not a run id (expected model-dataset-hash, e.g. resnet20-cifar10-0123abcdef)")
+        raise ConvnetsError(f"'{run_id}' is not a run id (expected model-dataset-hash: resnet20-cifar10-0123abcdef)")
     return run_id

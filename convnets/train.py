@@ -8,12 +8,14 @@ one would on the CPU.
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -102,7 +104,8 @@ def input_stats(recipe: Recipe, train: datamod.Split) -> tuple[torch.Tensor, tor
 
 def build_classifier(config: RunConfig, state: dict[str, torch.Tensor]) -> nn.Sequential:
     """The registry's network behind its input normalisation, with weights from a saved state dict."""
-    model = nn.Sequential(Normalize(state["0.mean"][0], state["0.std"][0]), get_model(config.model).build(config.dataset))
+    net = get_model(config.model).build(config.dataset)
+    model = nn.Sequential(Normalize(state["0.mean"][0], state["0.std"][0]), net)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model
 
@@ -141,22 +144,26 @@ def train_run(
     cancel: Callable[[], bool] | None = None,
     compile: bool = False,
     command: str | None = None,
+    queue: Path | None = None,
 ) -> tuple[Run, bool]:
-    """Train a configuration or return its finished run; the flag says whether it came from the cache."""
+    """Train a configuration or return its finished run; the flag says whether it came from the cache.
+
+    With ``queue`` (a lock file shared by background jobs), training waits its turn for that lock, so jobs
+    launched together run one after another instead of fighting over the cores.
+    """
     store = store or RunStore()
     cached = store.get(config.run_id)
     if cached is not None and cached.finished:
         return cached, True
     run = store.create(config)
     run._writable()
-    if run.status().get("state") not in ("running",):
-        run.set_status("queued", pid=os.getpid())
     with run.lock():
         if run.finished:  # another process trained it while we waited for the lock
             return run, True
-        dev = pick_device(device)
         try:
-            _train_locked(run, config, data_dir, dev, progress, cancel, compile, command)
+            run.set_status("queued", pid=os.getpid(), epochs_done=len(run.history()))
+            with wait_turn(queue, cancel):
+                _train_locked(run, config, data_dir, pick_device(device), progress, cancel, compile, command)
         except Cancelled:
             run.set_status("cancelled", error="cancelled by the user", **_resume_fields(run))
             raise
@@ -170,6 +177,25 @@ def train_run(
             run.set_status("failed", error=f"{type(e).__name__}: {e}", **_resume_fields(run))
             raise
     return run, False
+
+
+@contextmanager
+def wait_turn(queue: Path | None, cancel: Callable[[], bool] | None) -> Iterator[None]:
+    """Hold the queue's lock (when there is a queue), polling so a queued job can still be cancelled."""
+    if queue is None:
+        yield
+        return
+    queue.parent.mkdir(parents=True, exist_ok=True)
+    with open(queue, "a+") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if cancel is not None and cancel():
+                    raise Cancelled() from None
+                time.sleep(0.5)
+        yield
 
 
 def _resume_fields(run: Run) -> dict:

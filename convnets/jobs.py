@@ -1,0 +1,144 @@
+"""Background training: each job is a CLI subprocess in its own session, so it outlives the browser tab
+and the dashboard server.
+
+A job's id is its run id, so launching one configuration twice finds the same job. A job's state is read
+from its run (whose lock tells whether a trainer is alive), so a server restart never leaves a job stuck
+as running. Jobs wait their turn on one queue lock: on a laptop, two trainings at once are slower than
+one after the other.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+
+from .config import RunConfig
+from .errors import ConvnetsError
+from .store import Run, RunStore, check_run_id, read_json, write_json
+
+ACTIVE = ("queued", "running")
+
+
+@dataclass
+class Job:
+    job_id: str  # = the run id
+    config: RunConfig
+    state: str  # queued | running | finished | failed | cancelled | interrupted | cached
+    created: float
+    error: str | None = None
+    progress: dict | None = None  # epoch, epochs, step, steps, loss, images_per_second, eta_seconds
+    pid: int | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.job_id
+
+
+class JobManager:
+    def __init__(self, store: RunStore | None = None):
+        self.store = store or RunStore()
+        self.dir = self.store.home / "jobs"
+        self.queue = self.dir / "queue.lock"
+
+    def submit(self, argv: list[str]) -> Job:
+        """Start ``python -m convnets train <argv>`` in the background, unless the run is done or under way."""
+        from .cli import build_parser, config_from_args
+
+        args = build_parser().parse_args(["train", *argv])
+        config = config_from_args(args)
+        run = self.store.get(config.run_id)
+        if run is not None and run.finished:
+            return Job(config.run_id, config, "cached", time.time())
+        existing = self.get(config.run_id)
+        if existing is not None and existing.state in ACTIVE:
+            return existing
+        self.dir.mkdir(parents=True, exist_ok=True)
+        log = self.dir / f"{config.run_id}.log"
+        command = [sys.executable, "-m", "convnets", "train", *argv, "--json", "--queue", str(self.queue)]
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env={**os.environ, "CONVNETS_HOME": str(self.store.home)})
+        write_json(self.dir / f"{config.run_id}.json",
+                   {"config": config.to_dict(), "argv": argv, "pid": proc.pid, "created": time.time()})
+        return self._job(config.run_id)
+
+    def get(self, job_id: str) -> Job | None:
+        check_run_id(job_id)
+        return self._job(job_id) if (self.dir / f"{job_id}.json").exists() else None
+
+    def jobs(self) -> list[Job]:
+        """Every job, newest first."""
+        found = [self._job(p.stem) for p in self.dir.glob("*.json")] if self.dir.is_dir() else []
+        return sorted((j for j in found if j is not None), key=lambda j: j.created, reverse=True)
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the trainer to stop; it finishes the current step and keeps its last completed epoch."""
+        job = self.get(job_id)
+        if job is None or job.state not in ACTIVE or job.pid is None:
+            raise ConvnetsError(f"job {job_id} is not running")
+        with suppress(ProcessLookupError):
+            os.kill(job.pid, signal.SIGTERM)
+
+    def forget(self, job_id: str) -> None:
+        """Remove a job that is no longer active from the list (its run stays in the store)."""
+        job = self.get(job_id)
+        if job is not None and job.state in ACTIVE:
+            raise ConvnetsError(f"job {job_id} is still {job.state}; cancel it first")
+        for suffix in (".json", ".log"):
+            (self.dir / f"{job_id}{suffix}").unlink(missing_ok=True)
+
+    def log_tail(self, job_id: str, lines: int = 20) -> str:
+        check_run_id(job_id)
+        try:
+            return "\n".join((self.dir / f"{job_id}.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _job(self, job_id: str) -> Job | None:
+        try:
+            record = read_json(self.dir / f"{job_id}.json")
+            config = RunConfig.from_dict(record["config"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        job = Job(job_id, config, "queued", record["created"], pid=record.get("pid"))
+        run = self.store.get(job_id)
+        status = run.status() if run is not None else {}
+        state = status.get("state")
+        if state is None or (state == "interrupted" and _alive(job.pid)):
+            # The subprocess has not reached its run yet (it is starting, or waiting for the run's lock).
+            job.state = "queued" if _alive(job.pid) else "failed"
+            job.error = None if _alive(job.pid) else (_last_error(self.log_tail(job_id)) or "the job ended early")
+            return job
+        job.state, job.error, job.progress = state, status.get("error"), status.get("progress")
+        if state == "interrupted":
+            job.error = status.get("error") or "the training process ended unexpectedly; launch it again to resume"
+        return job
+
+    def run_of(self, job: Job) -> Run | None:
+        return self.store.get(job.job_id)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a finished child that nobody waited for is a zombie: not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _last_error(log: str) -> str | None:
+    errors = [line for line in log.splitlines() if line.startswith("error: ")]
+    return errors[-1].removeprefix("error: ") if errors else None
