@@ -1,0 +1,152 @@
+"""The model zoo: one `ModelSpec` per network, with its source, reported accuracy and default recipe.
+
+Paper-faithful nets come first, then the reference Keras study's own nets (`kind="reference"`), which are
+smaller than the papers' and are kept beside them so that both sets of figures can be reproduced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from types import ModuleType
+
+from torch import nn
+
+from ..config import DATASETS, Recipe
+from ..errors import ConvnetsError
+from . import allcnn, lenet, resnet, vgg, wideresnet
+from .layers import Image
+
+IMAGES = {"mnist": Image(channels=1, size=28), "cifar10": Image(channels=3, size=32)}
+STUDY = "Keras variant of the reference study (github.com/ArthMx/ConvNet)"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One network of the zoo: how to build it, where it comes from, what it should reach, how to train it."""
+
+    name: str
+    family: str  # LeNet | VGG | All-CNN | ResNet | WideResNet
+    kind: str  # paper (paper-faithful) | reference (the Keras study's own nets) | modern
+    datasets: tuple[str, ...]
+    citation: str
+    paper_accuracy: dict[str, float]  # dataset -> test accuracy the paper reports
+    reference_accuracy: dict[str, float]  # dataset -> test accuracy the Keras study reports
+    recipes: dict[str, Recipe]  # dataset -> default training recipe
+    description: str
+    builder: Callable[[Image], nn.Module] = field(repr=False)
+
+    def build(self, dataset: str) -> nn.Module:
+        """A freshly initialised model mapping normalised NxCxHxW images of `dataset` to Nx10 logits."""
+        if dataset not in self.datasets:
+            choices = ", ".join(self.datasets)
+            raise ConvnetsError(f"model '{self.name}' is not defined for '{dataset}'; it takes: {choices}")
+        return self.builder(IMAGES[dataset])
+
+    def num_params(self, dataset: str) -> int:
+        """Trainable parameters (BN running statistics are buffers and do not count)."""
+        return sum(p.numel() for p in self.build(dataset).parameters() if p.requires_grad)
+
+
+def _cifar(epochs: int, lr: float = 0.1) -> dict[str, Recipe]:
+    """The paper nets' CIFAR-10 recipe: SGD Nesterov one-cycle, crop-flip, label smoothing 0.1, wd 5e-4."""
+    return {"cifar10": Recipe(epochs=epochs, lr=lr, label_smoothing=0.1)}
+
+
+def _study(epochs: int, lr: float, weight_decay: float, normalize: str = "pixel") -> dict[str, Recipe]:
+    """The reference nets' CIFAR-10 recipe: the study's per-pixel standardisation and its Keras l2(λ) as
+    weight decay 2λ, on the SGD one-cycle schedule (the study ran ReduceLROnPlateau for up to 200 epochs)."""
+    return {"cifar10": Recipe(epochs=epochs, lr=lr, weight_decay=weight_decay, normalize=normalize)}
+
+
+def _study_mnist(batch_size: int) -> dict[str, Recipe]:
+    """The study's MNIST nets: Adam on inputs scaled to [0, 1], no augmentation, no weight decay."""
+    recipe = Recipe(epochs=4, batch_size=batch_size, optimizer="adam", lr=2e-3, weight_decay=0.0)
+    return {"mnist": recipe.replace(augment="none", normalize="unit")}
+
+
+def _spec(
+    name: str,
+    family_module: ModuleType,
+    kind: str,
+    builder: Callable[[Image], nn.Module],
+    recipes: dict[str, Recipe],
+    description: str,
+    paper: dict[str, float] | None = None,
+    reference: dict[str, float] | None = None,
+    citation: str | None = None,
+) -> ModelSpec:
+    if citation is None:
+        citation = family_module.CITATION if kind == "paper" else f"{family_module.CITATION}; {STUDY}"
+    datasets = tuple(d for d in DATASETS if d in recipes)
+    family = family_module.FAMILY
+    return ModelSpec(
+        name, family, kind, datasets, citation, paper or {}, reference or {}, recipes, description, builder
+    )
+
+
+_RESNETS = {20: (0.9125, 30), 32: (0.9249, 40), 44: (0.9283, 50), 56: (0.9303, 50), 110: (0.9357, 60)}
+
+# fmt: off
+_SPECS = (
+    _spec("lenet5", lenet, "paper", lenet.lenet5, {"mnist": Recipe(epochs=4, augment="none"), **_cifar(30)},
+          "LeNet-5 (Fig. 2): tanh, average pooling, fully connected C3, linear output",
+          paper={"mnist": 0.9905}),
+    _spec("vgg16", vgg, "paper", vgg.vgg16, _cifar(40),
+          "VGG-16 (config D) with batch norm, one linear classifier; accuracy of common reproductions",
+          paper={"cifar10": 0.935}),
+    _spec("allcnn", allcnn, "paper", allcnn.allcnn, _cifar(60, lr=0.05),
+          "All-CNN-C (Table 2): strided convs instead of pooling, no FC layer, no BN",
+          paper={"cifar10": 0.9275}),
+    *(_spec(f"resnet{depth}", resnet, "paper", partial(resnet.resnet, depth), _cifar(epochs),
+            f"ResNet-{depth} for CIFAR (Sec. 4.2), option-A shortcuts",
+            paper={"cifar10": acc})
+      for depth, (acc, epochs) in _RESNETS.items()),
+    _spec("wrn16_4", wideresnet, "paper", partial(wideresnet.wide_resnet, 16, 4), _cifar(40),
+          "WRN-16-4: pre-activation wide basic blocks, widths 64/128/256",
+          paper={"cifar10": 0.950}),
+    _spec("wrn28_10", wideresnet, "paper", partial(wideresnet.wide_resnet, 28, 10), _cifar(40),
+          "WRN-28-10: pre-activation wide basic blocks, widths 160/320/640",
+          paper={"cifar10": 0.960}),
+    _spec("ref_lenet", lenet, "reference", lenet.ref_lenet, _study(5, 0.05, 0.0, normalize="unit"),
+          "The study's CIFAR 'LeNet-5': conv32 x2, conv64 x2, fc512, dropout",
+          reference={"cifar10": 0.798}),
+    _spec("ref_vgg", vgg, "reference", vgg.ref_vgg, _study(50, 0.05, 2e-4),
+          "The study's VGG-like net: conv32/64/128 pairs, global pool, fc128, dropout",
+          reference={"cifar10": 0.881}),
+    _spec("ref_allcnn", allcnn, "reference", allcnn.ref_allcnn, _study(50, 0.1, 2e-4),
+          "The study's ALL-CNN: conv + strided conv at 64/128/256, global pool, fc10",
+          reference={"cifar10": 0.903}),
+    _spec("ref_resnet20", resnet, "reference", resnet.ref_resnet20, _study(50, 0.1, 2e-4),
+          "The study's ResNet-20: projection shortcuts (avgpool, 1x1 conv, BN)",
+          reference={"cifar10": 0.910}),
+    _spec("ref_wrn14_2", wideresnet, "reference", wideresnet.ref_wrn14_2, _study(50, 0.1, 1e-3),
+          "The study's WRN-14-2: its ResNet unit at widths 32/64/128, dropout .3, BN after the add",
+          reference={"cifar10": 0.922}),
+    _spec("ref_vgg_mnist", vgg, "reference", vgg.ref_vgg_mnist, _study_mnist(batch_size=128),
+          "The study's MNIST VGG-like net: conv32 x2, conv64 x2, fc256, dropout",
+          reference={"mnist": 0.99}),
+    _spec("ref_lenet_mnist", lenet, "reference", lenet.ref_lenet_mnist, _study_mnist(batch_size=256),
+          "The study's TensorFlow LeNet-5 exercise: ReLU convs, max pooling, tanh FC layers",
+          reference={"mnist": 0.986},
+          citation="Géron 2017, Hands-On Machine Learning with Scikit-Learn and TensorFlow (CNN exercise)"),
+)
+# fmt: on
+
+REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def get_model(name: str) -> ModelSpec:
+    """The spec called `name`, or a ConvnetsError listing the valid names."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConvnetsError(f"unknown model '{name}'; choose from: {', '.join(REGISTRY)}") from None
+
+
+def models_for(dataset: str) -> list[ModelSpec]:
+    """The specs that apply to `dataset`, in registry order."""
+    if dataset not in DATASETS:
+        raise ConvnetsError(f"unknown dataset '{dataset}'; choose from: {', '.join(DATASETS)}")
+    return [spec for spec in REGISTRY.values() if dataset in spec.datasets]
