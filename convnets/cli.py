@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", choices=("crop-flip", "shift", "none"))
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
+    t.add_argument("--sync-bn", action="store_true", help="under torchrun on GPUs: batch norm over the global batch")
     t.add_argument("--queue", type=Path, help=argparse.SUPPRESS)  # the background jobs' shared queue lock
     _common(t, device=True, data=True)
 
@@ -123,8 +124,12 @@ def config_from_args(args) -> RunConfig:
     spec = get_model(args.model)
     if args.dataset not in spec.datasets:
         raise ConvnetsError(f"{args.model} applies to {', '.join(spec.datasets)}, not {args.dataset}")
-    recipe = spec.recipes[args.dataset].replace(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+    default = spec.recipes[args.dataset]
+    lr = args.lr
+    if lr is None and args.batch_size:  # the linear scaling rule (Goyal et al. 2017): lr grows with the batch
+        lr = default.lr * args.batch_size / default.batch_size
+    recipe = default.replace(
+        epochs=args.epochs, batch_size=args.batch_size, lr=lr, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, optimizer=args.optimizer, schedule=args.schedule, augment=args.augment,
     )
     if recipe.epochs < 1 or recipe.batch_size < 1 or not recipe.lr > 0:
@@ -144,27 +149,30 @@ def reproduce_command(config: RunConfig, data_dir: str | None) -> str:
 
 
 def cmd_train(args) -> int:
-    from .train import Cancelled, train_run
+    from .train import Cancelled, dist_from_env, train_run
 
     config = config_from_args(args)
+    main_rank = dist_from_env().main
     stop = {"requested": False}
 
     def on_term(*_):
         stop["requested"] = True
 
     signal.signal(signal.SIGTERM, on_term)
-    bar = _ProgressBar() if sys.stderr.isatty() and not args.json else None
+    bar = _ProgressBar() if sys.stderr.isatty() and not args.json and main_rank else None
     command = reproduce_command(config, args.data_dir)
     try:
         run, cached = train_run(config, data_dir=args.data_dir, device=args.device, progress=bar,
                                 cancel=lambda: stop["requested"], compile=args.compile, command=command,
-                                queue=args.queue)
+                                queue=args.queue, sync_bn=args.sync_bn)
     except Cancelled:
         print("cancelled: the run keeps its last completed epoch and resumes from there", file=sys.stderr)
         return EXIT_CANCELLED
     finally:
         if bar:
             bar.close()
+    if not main_rank:  # under torchrun, rank 0 alone reports
+        return 0
     summary = {**run.summary(), "cached": cached}
     if args.json:
         print(json.dumps(summary))

@@ -274,6 +274,9 @@ def _download(dataset: str, root: Path) -> None:
 # --- on-device batches --------------------------------------------------------------------------------
 
 
+AUGMENT_PAD = {"crop-flip": 4, "shift": 2}
+
+
 def batches(
     split: Split,
     batch_size: int,
@@ -281,31 +284,47 @@ def batches(
     augment: str = "none",
     shuffle: bool = False,
     generator: torch.Generator | None = None,
-    drop_last: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Float batches (0..255 pixel values) from a device-resident uint8 split, augmented in one go each."""
-    n = len(split)
-    order = torch.randperm(n, generator=generator, device="cpu").to(split.labels.device) if shuffle else None
-    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    """Float batches (0..255 pixel values) from a device-resident uint8 split, augmented in one go each.
+
+    With ``shard=(rank, world)`` each batch of ``batch_size`` (the global batch) is cut into ``world`` equal
+    parts and this rank gets its own. The random draws are made for the whole global batch, so every image
+    is augmented exactly as a single process with the same batch would; the last incomplete global batch is
+    dropped, so every rank takes the same number of steps.
+    """
+    n, device = len(split), split.labels.device
+    rank, world = shard or (0, 1)
+    # One transfer per epoch: the order and every random draw go to the device before the first batch.
+    order = (torch.randperm(n, generator=generator) if shuffle else torch.arange(n)).to(device)
+    draws = _draw(augment, n, generator).to(device) if augment != "none" else None
+    stop = n - n % batch_size if world > 1 else n
     for start in range(0, stop, batch_size):
-        idx = order[start : start + batch_size] if order is not None else slice(start, start + batch_size)
+        size = min(batch_size, n - start)
+        lo, hi = start + rank * size // world, start + (rank + 1) * size // world
+        idx = order[lo:hi]
         x = split.images[idx]
-        if augment != "none":
-            x = _augment(x, augment, generator)
+        if draws is not None:
+            x = _augment(x, augment, draws[lo:hi])
         yield x.float(), split.labels[idx]
 
 
-def _augment(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
+def _draw(kind: str, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Per image: row shift, column shift, flip (0/1)."""
+    pad = AUGMENT_PAD[kind]
+    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    flips = (torch.rand(n, generator=generator) < 0.5) if kind == "crop-flip" else torch.zeros(n, dtype=torch.bool)
+    return torch.cat([shifts, flips[:, None].long()], 1)
+
+
+def _augment(x: torch.Tensor, kind: str, draws: torch.Tensor) -> torch.Tensor:
     """Random translation (zero padding, as RandomCrop(padding=...)) and, for crop-flip, horizontal flips."""
-    pad = {"crop-flip": 4, "shift": 2}[kind]
+    pad = AUGMENT_PAD[kind]
     n, _, h, w = x.shape
-    shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).to(x.device)
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    rows = (torch.arange(h, device=x.device)[None, :] + shifts[0][:, None])[:, None, :, None]
-    cols = torch.arange(w, device=x.device)[None, :] + shifts[1][:, None]
-    if kind == "crop-flip":
-        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
-        cols = torch.where(flip[:, None], cols.flip(1), cols)
+    rows = (torch.arange(h, device=x.device)[None, :] + draws[:, 0:1])[:, None, :, None]
+    cols = torch.arange(w, device=x.device)[None, :] + draws[:, 1:2]
+    cols = torch.where(draws[:, 2:3].bool(), cols.flip(1), cols)
     cols = cols[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]

@@ -134,6 +134,37 @@ def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device) -> to
     raise ConvnetsError(f"unknown optimizer '{recipe.optimizer}' (sgd or adam)")
 
 
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun launch (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_from_env() -> Dist:
+    env = os.environ
+    return Dist(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+@contextmanager
+def process_group(dist: Dist, device: torch.device) -> Iterator[None]:
+    """torch.distributed for torchrun launches: nccl between GPUs, gloo between CPU processes."""
+    if dist.world == 1 or torch.distributed.is_initialized():
+        yield
+        return
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield
+    finally:
+        torch.distributed.destroy_process_group()
+
+
 def train_run(
     config: RunConfig,
     *,
@@ -145,37 +176,55 @@ def train_run(
     compile: bool = False,
     command: str | None = None,
     queue: Path | None = None,
+    sync_bn: bool = False,
 ) -> tuple[Run, bool]:
     """Train a configuration or return its finished run; the flag says whether it came from the cache.
 
     With ``queue`` (a lock file shared by background jobs), training waits its turn for that lock, so jobs
-    launched together run one after another instead of fighting over the cores.
+    launched together run one after another instead of fighting over the cores. Under torchrun every rank
+    trains its shard of each global batch (``sync_bn``: batch statistics over the global batch, CUDA only)
+    and only rank 0 touches the store.
     """
     store = store or RunStore()
     cached = store.get(config.run_id)
     if cached is not None and cached.finished:
         return cached, True
-    run = store.create(config)
-    run._writable()
-    with run.lock():
-        if run.finished:  # another process trained it while we waited for the lock
-            return run, True
-        try:
-            run.set_status("queued", pid=os.getpid(), epochs_done=len(run.history()))
-            with wait_turn(queue, cancel):
-                _train_locked(run, config, data_dir, pick_device(device), progress, cancel, compile, command)
-        except Cancelled:
-            run.set_status("cancelled", error="cancelled by the user", **_resume_fields(run))
-            raise
-        except KeyboardInterrupt:
-            run.set_status("cancelled", error="interrupted", **_resume_fields(run))
-            raise
-        except ConvnetsError as e:
-            run.set_status("failed", error=str(e), **_resume_fields(run))
-            raise
-        except Exception as e:
-            run.set_status("failed", error=f"{type(e).__name__}: {e}", **_resume_fields(run))
-            raise
+    dist = dist_from_env()
+    if config.recipe.batch_size % dist.world:
+        raise ConvnetsError(f"the batch size {config.recipe.batch_size} must divide among {dist.world} processes")
+    dev = pick_device(device)
+    if dev.type == "cuda" and dist.world > 1:
+        dev = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(dev)
+    if sync_bn and dist.world > 1 and dev.type != "cuda":
+        raise ConvnetsError("--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on the CPU")
+    job = _Job(config, data_dir, dev, dist, progress, cancel, compile, command, sync_bn)
+    with process_group(dist, dev):
+        if not dist.main:
+            job.train(None)
+            return Run(store.runs_dir / config.run_id), False
+        run = store.create(config)
+        run._writable()
+        with run.lock():
+            if run.finished:  # another process trained it while we waited for the lock
+                job.share_start(None, [], skip=True)
+                return run, True
+            try:
+                run.set_status("queued", pid=os.getpid(), epochs_done=len(run.history()))
+                with wait_turn(queue, cancel):
+                    job.train(run)
+            except Cancelled:
+                run.set_status("cancelled", error="cancelled by the user", **_resume_fields(run))
+                raise
+            except KeyboardInterrupt:
+                run.set_status("cancelled", error="interrupted", **_resume_fields(run))
+                raise
+            except ConvnetsError as e:
+                run.set_status("failed", error=str(e), **_resume_fields(run))
+                raise
+            except Exception as e:
+                run.set_status("failed", error=f"{type(e).__name__}: {e}", **_resume_fields(run))
+                raise
     return run, False
 
 
@@ -202,85 +251,134 @@ def _resume_fields(run: Run) -> dict:
     return {"epochs_done": len(run.history())}
 
 
-def _train_locked(run: Run, config: RunConfig, data_dir, device, progress, cancel, compile, command) -> None:
-    recipe = config.recipe
-    run.set_status("running", pid=os.getpid(), device=describe_device(device), phase="loading data")
-    data = datamod.load(config.dataset, data_dir)
-    if data.copy != config.data_copy:
-        raise ConvnetsError(f"the data in {data_dir} is the {data.copy} copy, but the run asks for {config.data_copy}")
-    torch.manual_seed(config.seed)
-    net = get_model(config.model).build(config.dataset)
-    model = nn.Sequential(Normalize(*input_stats(recipe, data.train)), net).to(device)
-    params = sum(p.numel() for p in net.parameters())
-    train, test = data.train.to(device), data.test.to(device)
-    optimizer = make_optimizer(model, recipe, device)
-    history: list[dict] = []
-    resume = run.load_resume()
-    if resume is not None and resume["epoch"] == len(run.history()):
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        history = run.history()
-    if device.type != "cpu" or os.environ.get("CONVNETS_CHANNELS_LAST") == "1":
-        model = model.to(memory_format=torch.channels_last)
-    step_fn = _make_step(model, optimizer, recipe, device, compile)
-    status = {"pid": os.getpid(), "device": describe_device(device), "params": params, "command": command}
-    steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
-    total_steps = steps_per_epoch * recipe.epochs
-    for epoch in range(len(history) + 1, recipe.epochs + 1):
-        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        torch.manual_seed(config.seed * 1_000_003 + epoch)  # dropout draws from the global generator
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen, t0, last_report = 0, time.perf_counter(), 0.0
-        for step, (x, y) in enumerate(datamod.batches(train, recipe.batch_size, augment=recipe.augment,
-                                                      shuffle=True, generator=gen), start=1):
-            if cancel is not None and cancel():
-                raise Cancelled()
-            lr = lr_at((epoch - 1) * steps_per_epoch + step - 1, total_steps, recipe)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss, hits = step_fn(x, y)
-            loss_sum += loss.detach() * len(y)
-            correct += hits
-            seen += len(y)
-            now = time.perf_counter()
-            if progress is not None and (now - last_report > 0.5 or step == steps_per_epoch):
-                last_report = now
-                mean_loss = (loss_sum / seen).item()
-                rate = seen / (now - t0)
-                remaining = (recipe.epochs - epoch) * len(train) + len(train) - seen
-                progress(Progress(epoch, recipe.epochs, step, steps_per_epoch, mean_loss,
-                                  correct.item() / seen, rate, remaining / rate, "train"))
-                run.set_status("running", progress=progress_dict(epoch, recipe.epochs, step, steps_per_epoch,
-                                                                  mean_loss, rate, remaining / rate), **status)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-        train_loss = (loss_sum / seen).item()
-        if not math.isfinite(train_loss):
-            raise Diverged(f"training diverged in epoch {epoch} (loss {train_loss}); try a lower learning rate")
-        scores = evaluate(model, test, device)
-        history.append({
-            "epoch": epoch, "train_loss": train_loss, "train_accuracy": correct.item() / seen,
-            "test_loss": scores["loss"], "test_accuracy": scores["accuracy"], "lr": lr,
-            "seconds": round(seconds, 3), "images": seen, "images_per_second": round(seen / seconds, 1),
-            "wall_seconds": round(sum(h["seconds"] for h in history) + seconds, 3),
-        })
-        run.save_resume({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict()})
-        run.write("history.json", history)
-        run.set_status("running", progress=progress_dict(epoch, recipe.epochs, steps_per_epoch, steps_per_epoch,
-                                                          train_loss, seen / seconds, 0.0), **status)
-    if progress is not None:
-        last = history[-1]
-        progress(Progress(recipe.epochs, recipe.epochs, steps_per_epoch, steps_per_epoch, last["train_loss"],
-                          last["train_accuracy"], last["images_per_second"], 0.0, "eval"))
-    report, mistake_images = final_report(model, data, device)
-    run.save_mistakes(mistake_images)
-    run.write("evaluation.json", report)
-    run.save_model(model)
-    run.set_status("finished", finished_at=time.time(), **status)
-    (run.path / "resume.pt").unlink(missing_ok=True)
+@dataclass
+class _Job:
+    """One training of one configuration in this process; ``run`` is None on ranks other than 0."""
+
+    config: RunConfig
+    data_dir: str | None
+    device: torch.device
+    dist: Dist
+    progress: ProgressFn | None
+    cancel: Callable[[], bool] | None
+    compile: bool
+    command: str | None
+    sync_bn: bool = False
+
+    def share_start(self, resume: dict | None, history: list[dict], skip: bool = False) -> tuple:
+        """Rank 0 tells the other ranks where training starts (or that there is nothing to train)."""
+        if self.dist.world == 1:
+            return resume, history, skip
+        message = [(resume, history, skip)]
+        torch.distributed.broadcast_object_list(message, src=0)
+        return message[0]
+
+    def train(self, run: Run | None) -> None:
+        config, recipe, device, dist = self.config, self.config.recipe, self.device, self.dist
+        status = {"pid": os.getpid(), "device": describe_device(device), "world_size": dist.world,
+                  "command": self.command}
+        if run is not None:
+            run.set_status("running", phase="loading data", **status)
+        data = datamod.load(config.dataset, self.data_dir)
+        if data.copy != config.data_copy:
+            raise ConvnetsError(f"the data in {self.data_dir} is the {data.copy} copy, but the run asks for "
+                                f"{config.data_copy}")
+        torch.manual_seed(config.seed)
+        net = get_model(config.model).build(config.dataset)
+        model = nn.Sequential(Normalize(*input_stats(recipe, data.train)), net).to(device)
+        status["params"] = sum(p.numel() for p in net.parameters())
+        train, test = data.train.to(device), data.test.to(device)
+        optimizer = make_optimizer(model, recipe, device)
+        resume = run.load_resume() if run is not None else None
+        if resume is not None and resume["epoch"] != len(run.history()):
+            resume = None  # the resume point and the history disagree: start over rather than guess
+        resume, history, skip = self.share_start(resume, run.history() if resume is not None else [])
+        if skip:
+            return
+        if resume is not None:
+            model.load_state_dict(resume["model"])
+            optimizer.load_state_dict(resume["optimizer"])
+        if device.type != "cpu" or os.environ.get("CONVNETS_CHANNELS_LAST") == "1":
+            model = model.to(memory_format=torch.channels_last)
+        trained = model
+        if dist.world > 1:
+            if self.sync_bn:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            ids = [device.index] if device.type == "cuda" else None
+            trained = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        step_fn = _make_step(trained, optimizer, recipe, device, self.compile)
+        shard = (dist.rank, dist.world) if dist.world > 1 else None
+        n = len(train)
+        steps_per_epoch = n // recipe.batch_size if shard else math.ceil(n / recipe.batch_size)
+        total_steps = steps_per_epoch * recipe.epochs
+        for epoch in range(len(history) + 1, recipe.epochs + 1):
+            gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+            torch.manual_seed(config.seed * 1_000_003 + epoch + dist.rank)  # dropout: the global generator
+            model.train()
+            totals = torch.zeros(2, device=device)  # loss sum and hits stay on the device: no sync per step
+            seen, t0, last_report = 0, time.perf_counter(), 0.0
+            batches = datamod.batches(train, recipe.batch_size, augment=recipe.augment, shuffle=True,
+                                      generator=gen, shard=shard)
+            for step, (x, y) in enumerate(batches, start=1):
+                if self.cancel is not None and self.cancel():
+                    raise Cancelled()
+                lr = lr_at((epoch - 1) * steps_per_epoch + step - 1, total_steps, recipe)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss, hits = step_fn(x, y)
+                totals += torch.stack([loss.detach().float() * len(y), hits.float()])
+                seen += len(y)
+                now = time.perf_counter()
+                if run is not None and (now - last_report > 0.5 or step == steps_per_epoch):
+                    last_report = now
+                    self._report(run, status, epoch, step, steps_per_epoch, [*totals.tolist(), seen], now - t0, n)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - t0
+            totals = torch.cat([totals, totals.new_tensor([seen])])
+            if dist.world > 1:
+                torch.distributed.all_reduce(totals)
+            loss_sum, correct, seen = totals.tolist()
+            train_loss = loss_sum / seen
+            if not math.isfinite(train_loss):
+                raise Diverged(f"training diverged in epoch {epoch} (loss {train_loss}); try a lower learning rate")
+            if run is None:
+                continue
+            scores = evaluate(model, test, device)
+            history.append({
+                "epoch": epoch, "train_loss": train_loss, "train_accuracy": correct / seen,
+                "test_loss": scores["loss"], "test_accuracy": scores["accuracy"], "lr": lr,
+                "seconds": round(seconds, 3), "images": int(seen), "images_per_second": round(seen / seconds, 1),
+                "wall_seconds": round(sum(h["seconds"] for h in history) + seconds, 3),
+            })
+            run.save_resume({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+            run.write("history.json", history)
+            run.set_status("running", progress=progress_dict(epoch, recipe.epochs, steps_per_epoch, steps_per_epoch,
+                                                              train_loss, seen / seconds, 0.0), **status)
+        if run is None:
+            return
+        if self.progress is not None:
+            last = history[-1]
+            self.progress(Progress(recipe.epochs, recipe.epochs, steps_per_epoch, steps_per_epoch,
+                                   last["train_loss"], last["train_accuracy"], last["images_per_second"], 0.0, "eval"))
+        report, mistake_images = final_report(model, data, device)
+        run.save_mistakes(mistake_images)
+        run.write("evaluation.json", report)
+        run.save_model(model)
+        run.set_status("finished", finished_at=time.time(), **status)
+        (run.path / "resume.pt").unlink(missing_ok=True)
+
+    def _report(self, run: Run, status: dict, epoch: int, step: int, steps: int, totals: list[float],
+                elapsed: float, n: int) -> None:
+        """Live progress for the terminal and the dashboard (one host sync every half second, not per step)."""
+        loss_sum, correct, seen = totals
+        epochs = self.config.recipe.epochs
+        rate = seen * self.dist.world / elapsed
+        eta = ((epochs - epoch) * n + n - seen * self.dist.world) / rate
+        if self.progress is not None:
+            self.progress(Progress(epoch, epochs, step, steps, loss_sum / seen, correct / seen, rate, eta, "train"))
+        run.set_status("running", progress=progress_dict(epoch, epochs, step, steps, loss_sum / seen, rate, eta),
+                       **status)
 
 
 def progress_dict(epoch: int, epochs: int, step: int, steps: int, loss: float, rate: float, eta: float) -> dict:

@@ -39,10 +39,10 @@ class Entry:
 ENTRIES = [
     Entry("lenet5", "mnist", (("epochs", 5), ("lr", 0.1))),
     Entry("ref_lenet_mnist", "mnist", (("epochs", 5),)),
-    Entry("ref_vgg_mnist", "mnist", (("epochs", 8), ("augment", "shift"))),
+    Entry("resnet20", "cifar10", (("epochs", 20), ("lr", 0.2))),
     Entry("lenet5", "cifar10", (("epochs", 20),)),
     Entry("ref_lenet", "cifar10", (("epochs", 5), ("label_smoothing", 0.1), ("weight_decay", 5e-4))),
-    Entry("resnet20", "cifar10", (("epochs", 20), ("lr", 0.2))),
+    Entry("ref_vgg_mnist", "mnist", (("epochs", 8), ("augment", "shift"))),
     Entry("ref_vgg", "cifar10", (("epochs", 40),), cpu_friendly=False),
     Entry("ref_allcnn", "cifar10", (("epochs", 40),), cpu_friendly=False),
     Entry("ref_resnet20", "cifar10", (("epochs", 40),), cpu_friendly=False),

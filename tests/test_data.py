@@ -108,13 +108,14 @@ def test_batches_cover_the_split_once_and_are_reproducible(data_dir):
 
 def test_crop_flip_translates_and_mirrors():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).reshape(2, 3, 8, 8)
-    out = datamod._augment(x, "crop-flip", torch.Generator().manual_seed(0))
+    out = datamod._augment(x, "crop-flip", datamod._draw("crop-flip", 2, torch.Generator().manual_seed(0)))
     assert out.shape == x.shape and out.dtype == torch.uint8
     for i in range(2):  # each output is a shifted (zero-padded), possibly mirrored window of its input
         padded = torch.nn.functional.pad(x[i], (4, 4, 4, 4))
         windows = [padded[:, r : r + 8, c : c + 8] for r in range(9) for c in range(9)]
         assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(2)) for w in windows)
-    many = datamod._augment(x.repeat(50, 1, 1, 1), "crop-flip", torch.Generator().manual_seed(0))
+    draws = datamod._draw("crop-flip", 100, torch.Generator().manual_seed(0))
+    many = datamod._augment(x.repeat(50, 1, 1, 1), "crop-flip", draws)
     assert len({m.numpy().tobytes() for m in many}) > 20  # the shifts really vary
 
 
