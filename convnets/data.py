@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.datasets as tvd
 from PIL import Image
 
 from .errors import ConvnetsError
@@ -32,9 +31,22 @@ COPY_LABELS = {"official": "official", "jpeg": "JPEG copy"}
 # Measured: a recipe averaging 94.0 % on the official CIFAR-10 test set averages 90.7 % on the JPEG copy.
 JPEG_COST = 0.033
 
-# Expected checksums, taken from torchvision so they follow its releases; tests substitute their own.
-MNIST_MD5 = dict(tvd.MNIST.resources)
-CIFAR_MD5 = dict(tvd.CIFAR10.train_list + tvd.CIFAR10.test_list)
+# The official files' checksums (as torchvision lists them); tests substitute their own.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+CIFAR_BATCHES = "cifar-10-batches-py"
+CIFAR_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -93,7 +105,7 @@ def find_source(dataset: str, data_dir: Path | str | None = None) -> Source:
         return Source("mnist", "official", kind, raw)
     if dataset != "cifar10":
         raise ConvnetsError(f"unknown dataset '{dataset}'; choose from: mnist, cifar10")
-    official = root / tvd.CIFAR10.base_folder
+    official = root / CIFAR_BATCHES
     if all((official / name).exists() for name in CIFAR_MD5):
         return Source("cifar10", "official", "cifar-python", official)
     if (root / JPEG_DIR).is_dir():
@@ -181,7 +193,7 @@ def _decode_mnist(raw: Path, split: str) -> Split:
 
 
 def _decode_cifar_python(folder: Path, split: str) -> Split:
-    names = [n for n, _ in (tvd.CIFAR10.train_list if split == "train" else tvd.CIFAR10.test_list)]
+    names = [n for n in CIFAR_MD5 if (n == "test_batch") == (split == "test")]
     xs, ys = [], []
     for name in names:
         blob = (folder / name).read_bytes()
@@ -252,13 +264,15 @@ def _download(dataset: str, root: Path) -> None:
     expected = (
         [root / "MNIST" / "raw" / f for f in MNIST_MD5]
         if dataset == "mnist"
-        else [root / tvd.CIFAR10.base_folder / f for f in CIFAR_MD5]
+        else [root / CIFAR_BATCHES / f for f in CIFAR_MD5]
     )
     tree = f"{root / JPEG_DIR}/{{train,test}}/<class>/"
     alternatives = "" if dataset == "mnist" else f" (or the JPEG ImageFolder copy {tree})"
     missing = f"{dataset} is not in {root}: expected {', '.join(p.name for p in expected)} in {expected[0].parent}"
     if os.environ.get("CONVNETS_OFFLINE"):
         raise ConvnetsError(f"{missing}{alternatives}; downloads are off (CONVNETS_OFFLINE)")
+    import torchvision.datasets as tvd  # only a download needs torchvision; importing it costs seconds
+
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(30)
     try:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .data import CLASSES
+from .errors import ConvnetsError
 from .imaging import DrawingResult, prepare_drawing, prepare_upload  # noqa: F401 - the public inference API
 from .store import Run, RunStore
 
@@ -61,7 +62,11 @@ def predict(images: list[np.ndarray], dataset: str, store: RunStore | None = Non
     batch = torch.from_numpy(np.stack([_chw(im) for im in images])).float()
     out: list[list[Prediction]] = [[] for _ in images]
     for run in store.finished(dataset):
-        probs = load_model(run)(batch).softmax(1)
+        try:
+            model = load_model(run)
+        except (ConvnetsError, OSError):  # one damaged run must not take every other model's answer away
+            continue
+        probs = model(batch).softmax(1)
         for i, p in enumerate(probs.tolist()):
             out[i].append(Prediction(run.run_id, run.config.model, p, CLASSES[dataset]))
     return out

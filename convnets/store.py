@@ -27,7 +27,7 @@ from .data import default_home
 from .errors import ConvnetsError
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
-RUN_ID = re.compile(r"^[a-z0-9_]+-[a-z0-9]+-[0-9a-f]{10}$")
+RUN_ID = re.compile(r"^[a-z0-9_]+-[a-z0-9]+-[0-9a-f]{10}\Z")  # \Z: "$" would let a trailing newline in
 FINISHED = "finished"
 
 
@@ -107,6 +107,15 @@ class Run:
         out = {"run_id": self.run_id, "state": status["state"], "zoo": self.readonly, "error": status.get("error")}
         if status["state"] == "damaged":
             return out
+        try:  # a damaged history or evaluation marks the run damaged instead of breaking every listing
+            return self._details(out, status)
+        except ConvnetsError as e:
+            return {**out, "state": "damaged", "error": str(e)}
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            error = f"run {self.run_id} has a malformed history.json or evaluation.json ({type(e).__name__}: {e})"
+            return {**out, "state": "damaged", "error": error}
+
+    def _details(self, out: dict, status: dict) -> dict:
         config = self.config
         history = self.history()
         evaluation = self.evaluation() or {}
@@ -137,11 +146,11 @@ class Run:
         """The trained classifier in eval mode; safetensors, so loading never runs code from the file."""
         from .train import build_classifier  # the engine builds models; the store only holds weights
 
-        try:
-            weights = load_file(self.path / "model.safetensors", device=str(device))
+        config = self.config
+        try:  # a truncated file, or one holding the wrong tensors
+            model = build_classifier(config, load_file(self.path / "model.safetensors", device=str(device)))
         except Exception as e:
             raise ConvnetsError(f"run {self.run_id} has an unreadable model file ({e})") from None
-        model = build_classifier(self.config, weights)
         return model.to(device).eval()
 
     def load_resume(self) -> dict | None:

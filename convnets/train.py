@@ -210,7 +210,7 @@ def train_run(
                 job.share_start(None, [], skip=True)
                 return run, True
             try:
-                run.set_status("queued", pid=os.getpid(), epochs_done=len(run.history()))
+                run.set_status("queued", pid=os.getpid(), **_resume_fields(run))
                 with wait_turn(queue, cancel):
                     job.train(run)
             except Cancelled:
@@ -248,7 +248,15 @@ def wait_turn(queue: Path | None, cancel: Callable[[], bool] | None) -> Iterator
 
 
 def _resume_fields(run: Run) -> dict:
-    return {"epochs_done": len(run.history())}
+    return {"epochs_done": len(_history_or_none(run) or [])}
+
+
+def _history_or_none(run: Run) -> list[dict] | None:
+    """The completed epochs, or None when history.json is unreadable (the run then starts over)."""
+    try:
+        return run.history()
+    except ConvnetsError:
+        return None
 
 
 @dataclass
@@ -290,9 +298,10 @@ class _Job:
         train, test = data.train.to(device), data.test.to(device)
         optimizer = make_optimizer(model, recipe, device)
         resume = run.load_resume() if run is not None else None
-        if resume is not None and resume["epoch"] != len(run.history()):
-            resume = None  # the resume point and the history disagree: start over rather than guess
-        resume, history, skip = self.share_start(resume, run.history() if resume is not None else [])
+        done = _history_or_none(run) if resume is not None else None
+        if done is None or resume["epoch"] != len(done):
+            resume, done = None, []  # no resume point, or it and the history disagree: start over, never guess
+        resume, history, skip = self.share_start(resume, done)
         if skip:
             return
         if resume is not None:
