@@ -16,6 +16,7 @@ import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import RunConfig
 from .errors import ConvnetsError
@@ -33,6 +34,8 @@ class Job:
     error: str | None = None
     progress: dict | None = None  # epoch, epochs, step, steps, loss, images_per_second, eta_seconds
     pid: int | None = None
+    argv: list[str] | None = None  # the `train` arguments it was launched with
+    phase: str | None = None  # what a running job is doing: loading data, training, evaluating
 
     @property
     def run_id(self) -> str:
@@ -60,9 +63,12 @@ class JobManager:
         self.dir.mkdir(parents=True, exist_ok=True)
         log = self.dir / f"{config.run_id}.log"
         command = [sys.executable, "-m", "convnets", "train", *argv, "--json", "--queue", str(self.queue)]
+        package_root = str(Path(__file__).resolve().parent.parent)  # found whatever folder the server started in
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "CONVNETS_HOME": str(self.store.home), "PYTHONPATH": path}
         with open(log, "wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env={**os.environ, "CONVNETS_HOME": str(self.store.home)})
+                                    start_new_session=True, env=env)
         write_json(self.dir / f"{config.run_id}.json",
                    {"config": config.to_dict(), "argv": argv, "pid": proc.pid, "created": time.time()})
         return self._job(config.run_id)
@@ -75,6 +81,13 @@ class JobManager:
         """Every job, newest first."""
         found = [self._job(p.stem) for p in self.dir.glob("*.json")] if self.dir.is_dir() else []
         return sorted((j for j in found if j is not None), key=lambda j: j.created, reverse=True)
+
+    def resume(self, job_id: str) -> Job:
+        """Launch a stopped job again: it continues from its run's last completed epoch."""
+        job = self.get(job_id)
+        if job is None or job.argv is None:
+            raise ConvnetsError(f"no job {job_id} to resume")
+        return self.submit(job.argv)
 
     def cancel(self, job_id: str) -> None:
         """Ask the trainer to stop; it finishes the current step and keeps its last completed epoch."""
@@ -105,16 +118,18 @@ class JobManager:
             config = RunConfig.from_dict(record["config"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        job = Job(job_id, config, "queued", record["created"], pid=record.get("pid"))
+        job = Job(job_id, config, "queued", record["created"], pid=record.get("pid"), argv=record.get("argv"))
         run = self.store.get(job_id)
         status = run.status() if run is not None else {}
         state = status.get("state")
-        if state is None or (state == "interrupted" and _alive(job.pid)):
+        stale = status.get("updated", 0) < job.created  # the run's status predates this launch
+        if state is None or (_alive(job.pid) and (stale or state == "interrupted")):
             # The subprocess has not reached its run yet (it is starting, or waiting for the run's lock).
             job.state = "queued" if _alive(job.pid) else "failed"
             job.error = None if _alive(job.pid) else (_last_error(self.log_tail(job_id)) or "the job ended early")
             return job
         job.state, job.error, job.progress = state, status.get("error"), status.get("progress")
+        job.phase = status.get("phase")
         if state == "interrupted":
             job.error = status.get("error") or "the training process ended unexpectedly; launch it again to resume"
         return job

@@ -294,7 +294,7 @@ class _Job:
         torch.manual_seed(config.seed)
         net = get_model(config.model).build(config.dataset)
         model = nn.Sequential(Normalize(*input_stats(recipe, data.train)), net).to(device)
-        status["params"] = sum(p.numel() for p in net.parameters())
+        status.update(params=sum(p.numel() for p in net.parameters()), phase="training")
         train, test = data.train.to(device), data.test.to(device)
         optimizer = make_optimizer(model, recipe, device)
         resume = run.load_resume() if run is not None else None
@@ -370,11 +370,12 @@ class _Job:
             last = history[-1]
             self.progress(Progress(recipe.epochs, recipe.epochs, steps_per_epoch, steps_per_epoch,
                                    last["train_loss"], last["train_accuracy"], last["images_per_second"], 0.0, "eval"))
+        run.set_status("running", **{**status, "phase": "evaluating"})
         report, mistake_images = final_report(model, data, device)
         run.save_mistakes(mistake_images)
         run.write("evaluation.json", report)
         run.save_model(model)
-        run.set_status("finished", finished_at=time.time(), **status)
+        run.set_status("finished", finished_at=time.time(), **{**status, "phase": "done"})
         (run.path / "resume.pt").unlink(missing_ok=True)
 
     def _report(self, run: Run, status: dict, epoch: int, step: int, steps: int, totals: list[float],

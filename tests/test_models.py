@@ -28,6 +28,8 @@ PARAMS = {
     # Zagoruyko & Komodakis
     ("wrn16_4", "cifar10"): (2_748_890, 2.75e6, 0.01),
     ("wrn28_10", "cifar10"): (36_479_194, 36.5e6, 0.01),
+    # Page's DAWNBench ResNet-9 (see resnet9.py)
+    ("resnet9", "cifar10"): (6_573_120, 6.57e6, 0.001),
     # the reference study: Keras summaries (trainable), or the layer arithmetic where none was printed
     ("ref_lenet", "cifar10"): (2_168_362, 2.1e6, 0.05),
     ("ref_vgg", "cifar10"): (304_810, 304_810, 0),
@@ -124,7 +126,8 @@ def test_wrong_dataset_is_refused():
 
 def test_registry_order_and_metadata():
     kinds = [spec.kind for spec in REGISTRY.values()]
-    assert kinds == sorted(kinds, key=["paper", "reference"].index), "paper nets first, then reference nets"
+    order = ["paper", "modern", "reference"]
+    assert kinds == sorted(kinds, key=order.index), "paper nets first, then modern nets, then reference nets"
     for name, spec in REGISTRY.items():
         assert spec.name == name
         assert spec.datasets and set(spec.datasets) <= set(DATASETS)

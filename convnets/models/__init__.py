@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import DATASETS, Recipe
 from ..errors import ConvnetsError
-from . import allcnn, lenet, resnet, vgg, wideresnet
+from . import allcnn, lenet, resnet, resnet9, vgg, wideresnet
 from .layers import Image
 
 IMAGES = {"mnist": Image(channels=1, size=28), "cifar10": Image(channels=3, size=32)}
@@ -109,6 +109,9 @@ _SPECS = (
     _spec("wrn28_10", wideresnet, "paper", partial(wideresnet.wide_resnet, 28, 10), _cifar(40),
           "WRN-28-10: pre-activation wide basic blocks, widths 160/320/640",
           paper={"cifar10": 0.960}),
+    _spec("resnet9", resnet9, "modern", resnet9.resnet9, {"cifar10": resnet9.RECIPE},
+          "ResNet-9 (Page's DAWNBench net): conv64, 128 + residual, 256, 512 + residual, max pools, fc10 x 0.125",
+          paper={"cifar10": 0.94}, citation=resnet9.CITATION),
     _spec("ref_lenet", lenet, "reference", lenet.ref_lenet, _study(5, 0.05, 0.0, normalize="unit"),
           "The study's CIFAR 'LeNet-5': conv32 x2, conv64 x2, fc512, dropout",
           reference={"cifar10": 0.798}),

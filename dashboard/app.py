@@ -1,0 +1,40 @@
+"""The dashboard's entry point: `streamlit run dashboard/app.py` builds the navigation and the shared sidebar."""
+
+import sys
+from pathlib import Path
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:  # Streamlit puts dashboard/ on the path, not the repository root
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+from convnets.data import default_data_dir  # noqa: E402
+from convnets.train import describe_device, pick_device  # noqa: E402
+from dashboard.common import ALL, DATASET_LABELS, PAGES, page_path  # noqa: E402
+
+
+@st.cache_resource(show_spinner=False)
+def device_in_use() -> str:
+    """The device a job on 'auto' trains on; it cannot change while the server runs."""
+    return describe_device(pick_device())
+
+
+st.set_page_config(page_title="convnets", page_icon="🧠", layout="wide")
+
+sections: dict[str, list] = {}
+for name, spec in PAGES.items():
+    page = st.Page(page_path(name), title=spec.title, icon=spec.icon, default=name == "leaderboard")
+    sections.setdefault(spec.section, []).append(page)
+navigation = st.navigation(sections)
+
+st.session_state.setdefault("dataset_filter", ALL)
+st.session_state.setdefault("data_dir", str(default_data_dir()))
+with st.sidebar:
+    st.segmented_control("Dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.get, key="dataset_filter",
+                         required=True, help="Filters the result pages")
+    st.text_input("Data folder", key="data_dir",
+                  help="Where MNIST and CIFAR-10 are read from (and downloaded to); given to training jobs")
+    st.caption(f":material/memory: {device_in_use()}")
+
+navigation.run()

@@ -1,0 +1,157 @@
+"""What every page shares: the page registry, the sidebar's choices, cached store reads, empty states,
+formatting and the prediction cards, so each page file stays a short layout of these pieces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from convnets.data import default_data_dir
+from convnets.imaging import to_display
+from convnets.predict import Prediction
+from convnets.store import FINISHED, RunStore
+from dashboard import figures
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL = "all"
+DATASET_LABELS = {ALL: "All", "mnist": "MNIST", "cifar10": "CIFAR-10"}
+RUN_PARAM = "run"  # the query parameter that preselects a run on the result pages
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    file: str
+    title: str
+    icon: str
+    section: str
+
+
+PAGES: dict[str, PageSpec] = {
+    "leaderboard": PageSpec("leaderboard.py", "Leaderboard", ":material/leaderboard:", "Results"),
+    "curves": PageSpec("curves.py", "Training curves", ":material/show_chart:", "Results"),
+    "errors": PageSpec("errors.py", "Errors", ":material/grid_view:", "Results"),
+    "draw": PageSpec("draw.py", "Draw a digit", ":material/draw:", "Try the models"),
+    "photo": PageSpec("photo.py", "Classify a photo", ":material/photo_camera:", "Try the models"),
+    "train": PageSpec("train.py", "Train", ":material/model_training:", "Train"),
+}
+
+
+def page_path(name: str) -> Path:
+    """Absolute, because the entry point lives in dashboard/ while the pages live in the top-level pages/."""
+    return ROOT / "pages" / PAGES[name].file
+
+
+def link(name: str, label: str | None = None, run_id: str | None = None) -> None:
+    """A link to one of the pages, optionally opening it on one run."""
+    spec = PAGES[name]
+    st.page_link(page_path(name), label=label or spec.title, icon=spec.icon,
+                 query_params={RUN_PARAM: run_id} if run_id else None)
+
+
+def empty_state(message: str) -> None:
+    """Tell a newcomer what the page needs and take them where they can make it."""
+    st.info(message, icon=":material/info:")
+    link("train", label="Train a model")
+
+
+# --- the sidebar's choices, shared by every page through the session state ---------------------------
+
+
+def dataset_filter() -> str | None:
+    """The sidebar's dataset, or None for all of them."""
+    value = st.session_state.get("dataset_filter") or ALL
+    return None if value == ALL else value
+
+
+def data_dir() -> str:
+    """The sidebar's data folder, which jobs are given as --data-dir."""
+    return st.session_state.get("data_dir") or str(default_data_dir())
+
+
+# --- cached reads of the store ------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _summaries(home: str, zoo: str, token: str) -> list[dict]:
+    return [run.summary() for run in RunStore(home, zoo).runs()]
+
+
+def summaries() -> list[dict]:
+    """Every run's summary, re-read only when some run's files change (the store's state token)."""
+    store = RunStore()
+    zoo = str(store.zoo_dir.parent) if store.zoo_dir else ""
+    return _summaries(str(store.home), zoo, store.state_token())
+
+
+def finished(dataset: str | None = None) -> list[dict]:
+    """Summaries of the finished runs, newest first, optionally of one dataset."""
+    rows = [s for s in summaries() if s["state"] == FINISHED and dataset in (None, s["dataset"])]
+    return sorted(rows, key=lambda s: s.get("finished_at") or 0, reverse=True)
+
+
+def run_label(summary: dict) -> str:
+    """Short enough for a select box, distinct even for two runs of one model."""
+    tag = summary["run_id"].rsplit("-", 1)[-1][:6]
+    zoo = " · zoo" if summary.get("zoo") else ""
+    return f"{summary['model']} · {DATASET_LABELS[summary['dataset']]} · {summary['epochs']} ep · {tag}{zoo}"
+
+
+def pick_run(rows: Sequence[dict]) -> dict:
+    """A select box over runs, opened on the run named in the URL (links from the Train page use it)."""
+    ids = [r["run_id"] for r in rows]
+    wanted = st.query_params.get(RUN_PARAM)
+    index = ids.index(wanted) if wanted in ids else 0
+    by_id = {r["run_id"]: r for r in rows}
+    run_id = st.selectbox("Run", ids, index=index, format_func=lambda i: run_label(by_id[i]))
+    return by_id[run_id]
+
+
+# --- formatting ---------------------------------------------------------------------------------------
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def enlarged(image: np.ndarray, scale: int) -> np.ndarray:
+    """A small model input in crisp blocks; a one-channel image as plain grey, which st.image takes."""
+    big = to_display(image, scale)
+    return big[..., 0] if big.ndim == 3 and big.shape[2] == 1 else big
+
+
+# --- predictions --------------------------------------------------------------------------------------
+
+
+def prediction_cards(predictions: Sequence[Prediction], top: int | None = None, per_row: int = 3) -> None:
+    """One card per model side by side: its answer, then every class's probability (a chart) or its top ones."""
+    for start in range(0, len(predictions), per_row):
+        columns = st.columns(per_row)
+        for column, p in zip(columns, predictions[start : start + per_row]):
+            with column.container(border=True):
+                st.markdown(f"**{p.model}**", help=f"run {p.run_id}")
+                st.metric("prediction", p.class_name, label_visibility="collapsed")
+                if top is None:
+                    st.caption(f"{p.probability:.1%} sure")
+                    st.plotly_chart(figures.probabilities(p), config=figures.STATIC, key=f"probs-{p.run_id}")
+                else:
+                    for name, probability in p.top(top):
+                        st.progress(probability, text=f"{name} · {probability:.1%}")

@@ -1,0 +1,93 @@
+"""Plotly figures built from plain data (tables, histories, evaluations, predictions), so pages only place them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from convnets.predict import Prediction
+from dashboard.tables import OFFICIAL
+
+STATIC = {"displayModeBar": False}  # small charts: hover is enough, the toolbar only covers them
+PALETTE = px.colors.qualitative.Plotly
+ACCENT, MUTED = "#3f51b5", "#c5cae9"
+CURVE_X = {"epoch": "epoch", "wall_seconds": "training time (s, wall clock)"}
+_METRICS = (("loss", ".4f"), ("accuracy", ".2%"))
+
+
+def _compact(fig: go.Figure, height: int, top: int = 30) -> go.Figure:
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": top, "b": 10})
+    return fig
+
+
+def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str) -> go.Figure:
+    """Accuracy in official-data terms against a cost; JPEG-copy runs get their own marker."""
+    several = frame["Dataset"].nunique() > 1
+    fig = px.scatter(
+        frame, x=x, y=OFFICIAL, color="Model", symbol="Data", log_x=log_x,
+        facet_col="Dataset" if several else None,
+        hover_data={"Run": True, "Test acc. %": ":.2f", OFFICIAL: ":.2f", "Epochs": True, "Params": ":,"},
+        labels={x: x_title, OFFICIAL: "test accuracy, ≈ official (%)"},
+    )
+    fig.update_traces(marker={"size": 12, "line": {"width": 1, "color": "white"}})
+    if several:  # MNIST and CIFAR-10 accuracies are far apart: give each panel its own scale
+        fig.update_yaxes(matches=None, showticklabels=True)
+        fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    return _compact(fig, 380)
+
+
+def training_curves(histories: Sequence[tuple[str, list[dict]]], x: str = "epoch", height: int = 420) -> go.Figure:
+    """Loss and accuracy side by side, one colour per run, test solid and train dotted."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.08)
+    for i, (label, history) in enumerate(histories):
+        colour = PALETTE[i % len(PALETTE)]
+        xs = [h[x] for h in history]
+        for col, (metric, fmt) in enumerate(_METRICS, start=1):
+            for split, dash in (("test", "solid"), ("train", "dot")):
+                fig.add_trace(go.Scatter(
+                    x=xs, y=[h[f"{split}_{metric}"] for h in history], mode="lines+markers",
+                    name=f"{label} · {split}", legendgroup=f"{label} · {split}", showlegend=col == 1,
+                    line={"color": colour, "dash": dash}, hovertemplate=f"%{{y:{fmt}}}",
+                ), row=1, col=col)
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_xaxes(title_text=CURVE_X[x])
+    fig.update_layout(hovermode="x unified", legend={"orientation": "h", "y": -0.25})
+    return _compact(fig, height)
+
+
+def confusion(matrix: list[list[int]], classes: list[str], normalised: bool) -> go.Figure:
+    """Rows are the true classes; normalised rows read as 'of the true Xs, this share was called Y'."""
+    values = np.asarray(matrix, dtype=float)
+    if normalised:
+        values = values / values.sum(axis=1, keepdims=True).clip(min=1)
+    fig = px.imshow(values, x=classes, y=classes, color_continuous_scale="Blues", aspect="equal",
+                    text_auto=".2f" if normalised else ".0f",
+                    labels={"x": "predicted", "y": "true", "color": "share" if normalised else "images"})
+    fig.update_xaxes(type="category", side="top")
+    fig.update_yaxes(type="category")
+    return _compact(fig, 520, top=60)
+
+
+def per_class_accuracy(per_class: dict[str, float]) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(per_class), y=list(per_class.values()), marker_color=ACCENT,
+                           text=[f"{v:.0%}" for v in per_class.values()], textposition="outside",
+                           textfont={"size": 11},
+                           hovertemplate="%{x}: %{y:.2%}<extra></extra>"))
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.12], title_text="test accuracy")
+    fig.update_xaxes(type="category")
+    return _compact(fig, 320, top=10)
+
+
+def probabilities(p: Prediction) -> go.Figure:
+    """Every class's probability, the predicted one highlighted."""
+    colours = [ACCENT if i == p.label else MUTED for i in range(len(p.classes))]
+    fig = go.Figure(go.Bar(x=p.classes, y=p.probabilities, marker_color=colours,
+                           hovertemplate="%{x}: %{y:.2%}<extra></extra>"))
+    fig.update_yaxes(tickformat=".0%", range=[0, 1], tickvals=[0, 0.5, 1])
+    fig.update_xaxes(type="category", tickangle=0, dtick=1, tickfont={"size": 10})
+    return _compact(fig, 150, top=12)

@@ -1,0 +1,85 @@
+"""The leaderboard's tables, built from run summaries with pandas only (no Streamlit), so they are easy to test."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from convnets.data import COPY_LABELS, JPEG_COST
+from convnets.errors import ConvnetsError
+from convnets.models import get_model
+from convnets.store import FINISHED
+
+OFFICIAL = "≈ official %"  # the column that puts every run in official-data terms
+LEADERBOARD_COLUMNS = ["Model", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper", "Reference %",
+                       "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s", "img/s", "Device", "Zoo",
+                       "Run"]
+
+
+def official_terms(accuracy: float | None, data_copy: str) -> float | None:
+    """A test accuracy converted to what the official data would give."""
+    if accuracy is None:
+        return None
+    return accuracy + JPEG_COST if data_copy == "jpeg" else accuracy
+
+
+def _published(model: str, dataset: str) -> tuple[float | None, float | None]:
+    try:
+        spec = get_model(model)
+    except ConvnetsError:  # a run of a model that has since left the registry
+        return None, None
+    return spec.paper_accuracy.get(dataset), spec.reference_accuracy.get(dataset)
+
+
+def _points(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 2)
+
+
+def _delta(ours: float | None, theirs: float | None) -> float | None:
+    return None if ours is None or theirs is None else round(100 * (ours - theirs), 2)
+
+
+def leaderboard(summaries: list[dict]) -> pd.DataFrame:
+    """One row per finished run, accuracies in percent, best first within each dataset.
+
+    The differences to the paper and to the reference notebooks are taken in official-data terms,
+    because that is the data both were measured on.
+    """
+    rows = []
+    for s in summaries:
+        if s["state"] != FINISHED:
+            continue
+        official = official_terms(s["test_accuracy"], s["data_copy"])
+        paper, reference = _published(s["model"], s["dataset"])
+        rows.append({
+            "Model": s["model"],
+            "Dataset": s["dataset"],
+            "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
+            "Params": s["params"],
+            "Epochs": s["epochs"],
+            "Test acc. %": _points(s["test_accuracy"]),
+            OFFICIAL: _points(official),
+            "Paper %": _points(paper),
+            "Δ paper": _delta(official, paper),
+            "Reference %": _points(reference),
+            "Δ reference": _delta(official, reference),
+            "Best %": _points(s["best_test_accuracy"]),
+            "Best epoch": s["best_epoch"],
+            "Train s": s["train_seconds"],
+            "img/s": s["images_per_second"],
+            "Device": s["device"],
+            "Zoo": bool(s["zoo"]),
+            "Run": s["run_id"],
+        })
+    frame = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
+    return frame.sort_values(["Dataset", OFFICIAL], ascending=[True, False], ignore_index=True)
+
+
+def unfinished(summaries: list[dict]) -> pd.DataFrame:
+    """The runs that did not finish (failed, cancelled, interrupted, damaged, or still training)."""
+    rows = [{
+        "Run": s["run_id"],
+        "State": s["state"],
+        "Epochs done": f"{s.get('epochs_done', '–')}/{s.get('epochs', '–')}",
+        "Error": s.get("error") or "",
+    } for s in summaries if s["state"] != FINISHED]
+    return pd.DataFrame(rows, columns=["Run", "State", "Epochs done", "Error"])

@@ -1,0 +1,33 @@
+"""Training curves: several runs' loss and accuracy overlaid, against epochs or wall-clock time."""
+
+import streamlit as st
+
+from convnets.store import RunStore
+from dashboard import common, figures
+
+AGAINST = {"epoch": "epoch", "wall_seconds": "time"}  # history fields to put on the x axis
+
+st.title("Training curves")
+dataset = common.dataset_filter()
+rows = [s for s in common.summaries() if s.get("epochs_done") and dataset in (None, s.get("dataset"))]
+rows.sort(key=lambda s: s.get("finished_at") or 0, reverse=True)  # the newest finished first, unfinished last
+
+if not rows:
+    common.empty_state("No run has completed an epoch yet. Train a model to see its loss and accuracy per epoch.")
+    st.stop()
+
+by_id = {r["run_id"]: r for r in rows}
+wanted = st.query_params.get(common.RUN_PARAM)
+default = [wanted] if wanted in by_id else list(by_id)[:3]
+left, right = st.columns([4, 1], vertical_alignment="bottom")
+chosen = left.multiselect("Runs", list(by_id), default=default, format_func=lambda i: common.run_label(by_id[i]))
+x = right.segmented_control("Against", list(AGAINST), format_func=AGAINST.get, default="epoch", required=True,
+                            key="curve_x")
+if not chosen:
+    st.info("Pick one or more runs above.")
+    st.stop()
+
+store = RunStore()
+histories = [(common.run_label(by_id[i]), store.require(i).history()) for i in chosen]
+st.plotly_chart(figures.training_curves(histories, x))
+st.caption("Solid: test split; dotted: training split (its running mean over the epoch, with augmentation).")

@@ -1,0 +1,55 @@
+"""Leaderboard: every finished run beside the paper's and the reference notebooks' accuracy."""
+
+import streamlit as st
+
+from dashboard import common, figures, tables
+
+st.title("Leaderboard")
+dataset = common.dataset_filter()
+rows = [s for s in common.summaries() if dataset in (None, s.get("dataset"))]
+board = tables.leaderboard(rows)
+stragglers = tables.unfinished(rows)
+cost = f"{100 * tables.JPEG_COST:.1f}"
+
+counts = [common.plural(len(board), "finished run")]
+counts += [f"{len(stragglers)} not finished"] if len(stragglers) else []
+st.caption(" · ".join(counts))
+
+if board.empty:
+    common.empty_state("No finished runs yet. Train a model and it shows up here, beside the accuracy its paper "
+                       "reports.")
+else:
+    best = board.loc[board.groupby("Dataset")[tables.OFFICIAL].idxmax()]
+    for column, (_, row) in zip(st.columns(4), best.iterrows()):
+        column.metric(f"Best on {common.DATASET_LABELS[row['Dataset']]}: {row['Model']}", f"{row['Test acc. %']:.2f}%",
+                      border=True, help=row["Run"])
+        if row["Data"] == "JPEG copy":
+            column.caption(f"JPEG copy · ≈ {row[tables.OFFICIAL]:.2f}% official")
+
+    st.dataframe(board, hide_index=True, placeholder="–", column_config={
+        "Params": st.column_config.NumberColumn(format="compact"),
+        "Test acc. %": st.column_config.NumberColumn(format="%.2f", help="Measured on the run's own test data"),
+        tables.OFFICIAL: st.column_config.NumberColumn(format="%.2f", help=f"JPEG-copy runs + {cost} points (what the "
+                                                       "copy costs); runs on the official data as they are"),
+        "Paper %": st.column_config.NumberColumn(format="%.2f"),
+        "Reference %": st.column_config.NumberColumn(format="%.2f", help="The reference Keras notebooks"),
+        "Δ paper": st.column_config.NumberColumn(format="%+.2f", help="≈ official minus paper, in points"),
+        "Δ reference": st.column_config.NumberColumn(format="%+.2f", help="≈ official minus reference, in points"),
+        "Best %": st.column_config.NumberColumn(format="%.2f", help="Best test accuracy over the epochs"),
+        "Train s": st.column_config.NumberColumn(format="%.1f"),
+        "img/s": st.column_config.NumberColumn(format="%,.0f"),
+    })
+    if (board["Data"] == "JPEG copy").any():
+        st.caption(f"CIFAR-10 runs on the **JPEG copy** score about {cost} points lower than on the official "
+                   "batches; **≈ official** adds that back, and the differences (Δ, in points) to the "
+                   "published figures use it.")
+    st.download_button("Download CSV", board.to_csv(index=False), file_name="leaderboard.csv", mime="text/csv",
+                       icon=":material/download:")
+
+    by_size, by_time = st.tabs(["Accuracy vs parameters", "Accuracy vs training time"])
+    by_size.plotly_chart(figures.accuracy_scatter(board, "Params", True, "parameters (log scale)"))
+    by_time.plotly_chart(figures.accuracy_scatter(board, "Train s", False, "training time (s)"))
+
+if not stragglers.empty:
+    st.subheader("Not finished")
+    st.dataframe(stragglers, hide_index=True)

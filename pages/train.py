@@ -1,0 +1,141 @@
+"""Train: launch background trainings (or find them already done) and follow, cancel and resume them."""
+
+from collections.abc import Callable
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from convnets.config import DATASETS
+from convnets.data import COPY_LABELS, find_source
+from convnets.errors import ConvnetsError
+from convnets.jobs import ACTIVE, Job, JobManager
+from convnets.models import get_model, models_for
+from dashboard import common, figures, training
+
+STATE_COLOURS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange",
+                 "interrupted": "orange"}
+POLL_SECONDS = 1.0
+
+
+def launch(argv: list[str]) -> None:
+    """Submit a job, or say where the finished run already is."""
+    try:
+        job = JobManager().submit(argv)
+    except ConvnetsError as e:
+        st.error(str(e))
+        return
+    if job.state == "cached":
+        st.success(f"This configuration was trained already ({job.run_id}): nothing to retrain.",
+                   icon=":material/check_circle:")
+        links = st.columns(3)
+        for column, page in zip(links, ("errors", "curves", "leaderboard")):
+            with column:
+                common.link(page, run_id=job.run_id)
+    else:
+        st.toast(f"Training {job.config.model} on {common.DATASET_LABELS[job.config.dataset]}: job {job.job_id} is "
+                 f"{job.state}")
+
+
+def job_card(manager: JobManager, job: Job) -> None:
+    """One job: what it trains, its state, what can be done with it, and how far it got."""
+    recipe = job.config.recipe
+    with st.container(border=True):
+        head, actions = st.columns([3, 2], vertical_alignment="center")
+        head.markdown(f"**{job.config.model}** · {common.DATASET_LABELS[job.config.dataset]} · "
+                      f"{common.plural(recipe.epochs, 'epoch')} · batch {recipe.batch_size} · lr {recipe.lr:g} &nbsp; "
+                      f":{STATE_COLOURS.get(job.state, 'gray')}-badge[{job.state}]")
+        head.caption(job.job_id)
+        job_actions(manager, job, actions.container(horizontal=True, horizontal_alignment="right"))
+        run = manager.run_of(job)
+        if job.state in ACTIVE:
+            st.progress(training.progress_fraction(job.progress), text=training.progress_text(job))
+            history = run.history() if run is not None else []
+            if history:
+                st.plotly_chart(figures.training_curves([(job.config.model, history)], height=260),
+                                key=f"curve-{job.job_id}")
+        elif job.state == "finished":
+            st.caption(f"Test accuracy {common.pct((run.evaluation() or {}).get('test_accuracy'))}")
+        elif job.state == "failed":
+            st.error(job.error or "the job failed", icon=":material/error:")
+        else:  # interrupted or cancelled
+            st.warning(f"{job.error} — Resume continues from the last completed epoch.", icon=":material/pause:")
+
+
+def job_actions(manager: JobManager, job: Job, bar: DeltaGenerator) -> None:
+    """The buttons that fit the job's state, in the card's button bar."""
+    if job.state in ACTIVE:
+        if bar.button("Cancel", key=f"cancel-{job.job_id}", icon=":material/stop_circle:"):
+            act(lambda: manager.cancel(job.job_id))
+        return
+    if job.state in ("interrupted", "cancelled") and bar.button("Resume", key=f"resume-{job.job_id}",
+                                                                icon=":material/play_circle:"):
+        act(lambda: manager.resume(job.job_id))
+    if bar.button("Remove", key=f"forget-{job.job_id}", icon=":material/delete:",
+                  help="Remove from this list; the run stays in the store"):
+        act(lambda: manager.forget(job.job_id))
+    if job.state == "finished":
+        with bar:
+            common.link("errors", label="Results", run_id=job.run_id)
+
+
+def act(action: Callable[[], object]) -> None:
+    """Run a job action, then redraw the whole page (the job list and whether it polls)."""
+    try:
+        action()
+    except ConvnetsError as e:
+        st.error(str(e))
+        return
+    st.rerun()
+
+
+def jobs_panel(polling: bool) -> None:
+    """The live part of the page, rerun every second (as a fragment) while a job is queued or running."""
+    manager = JobManager()
+    jobs = manager.jobs()
+    if polling != any(j.state in ACTIVE for j in jobs):
+        st.rerun()  # a job started or ended: the full rerun turns polling on or off
+    if not jobs:
+        st.caption("No jobs yet.")
+    for job in jobs:
+        job_card(manager, job)
+
+
+st.title("Train")
+dataset_column, model_column = st.columns([1, 2])
+preferred = common.dataset_filter() or DATASETS[0]
+dataset = dataset_column.segmented_control("Dataset", DATASETS, format_func=common.DATASET_LABELS.get,
+                                           default=preferred, required=True, key="train_dataset")
+specs = {spec.name: spec for spec in models_for(dataset)}
+model = model_column.selectbox("Model", list(specs), format_func=lambda n: f"{n} — {specs[n].description}")
+spec = get_model(model)
+recipe = spec.recipes[dataset]
+published = [f"{who} {common.pct(accuracy[dataset])}" for who, accuracy in
+             (("paper", spec.paper_accuracy), ("reference", spec.reference_accuracy)) if dataset in accuracy]
+st.caption(" · ".join([spec.citation, f"{training.parameter_count(model, dataset):,} parameters", *published]))
+
+source = find_source(dataset, common.data_dir())
+if source.kind == "download":
+    st.warning(f"{common.DATASET_LABELS[dataset]} is not in {common.data_dir()} (set the data folder in the "
+               "sidebar); the job will try to download it.", icon=":material/cloud_download:")
+else:
+    st.caption(f"Data: {COPY_LABELS[source.copy]} {common.DATASET_LABELS[dataset]} from {source.path}")
+
+with st.form("train"):
+    key = f"{dataset}-{model}"  # a model change brings its own recipe's defaults
+    columns = st.columns(5)
+    epochs = columns[0].number_input("Epochs", min_value=1, value=recipe.epochs, key=f"epochs-{key}")
+    batch_size = columns[1].number_input("Batch size", min_value=1, value=recipe.batch_size, key=f"batch-{key}")
+    lr = columns[2].number_input("Learning rate (peak)", min_value=1e-6, value=recipe.lr, format="%g",
+                                 step=recipe.lr / 10, key=f"lr-{key}")
+    seed = columns[3].number_input("Seed", min_value=0, value=0, key=f"seed-{key}")
+    device = columns[4].selectbox("Device", training.device_choices())
+    st.caption(f"The rest of the recipe: {recipe.optimizer}, {recipe.schedule} schedule, weight decay "
+               f"{recipe.weight_decay:g}, label smoothing {recipe.label_smoothing:g}, augmentation {recipe.augment}.")
+    if st.form_submit_button("Train", type="primary", icon=":material/play_arrow:"):
+        launch(training.train_argv(model, dataset, int(epochs), int(batch_size), lr, int(seed), device,
+                                   common.data_dir()))
+
+st.subheader("Jobs")
+st.caption("Jobs run one at a time in the background and keep running when this tab or the server closes.")
+polling = any(j.state in ACTIVE for j in JobManager().jobs())
+st.fragment(run_every=POLL_SECONDS if polling else None)(jobs_panel)(polling)

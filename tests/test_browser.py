@@ -1,0 +1,200 @@
+"""Real-browser tests: `streamlit run dashboard/app.py` driven by Chromium through Playwright.
+
+The server reads a store trained in this process (predictions need only the store) and the synthetic data
+folder, whose CIFAR-10 copy needs no checksums, so a job launched from the Train page can train on it.
+Screenshots of every page land in artifacts/screenshots/.
+"""
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from ui_helpers import built_store, copy_runs  # noqa: F401 - built_store is a fixture
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"the browser tests drive {CHROMIUM}, "
+                                "which is missing (apt-get install chromium)")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "screenshots"
+READY = "[data-testid=stApp][data-test-script-state=notRunning]"
+PAGES = {"leaderboard": "Leaderboard", "curves": "Training curves", "errors": "Errors", "draw": "Draw a digit",
+         "photo": "Classify a photo", "train": "Train"}
+RUN_ID = re.compile(r"lenet5-cifar10-[0-9a-f]{10}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with status {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail("streamlit did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def server(built_store, synthetic_root, tmp_path_factory):  # noqa: F811 - the fixture imported above
+    """A dashboard server on a private copy of the tiny store; yields its URL and its home."""
+    home = copy_runs(built_store, tmp_path_factory.mktemp("browser-home"))
+    port = free_port()
+    env = {**os.environ, "CONVNETS_HOME": str(home), "CONVNETS_ZOO": "", "CONVNETS_OFFLINE": "1",
+           "CONVNETS_DATA": str(synthetic_root[0])}
+    log = open(home / "streamlit.log", "wb")  # noqa: SIM115 - closed after the server stops
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
+                                str(port), "--server.headless", "true"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url, home
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    """One tab for the whole module: moving between pages through the sidebar, as a user does, spares each
+    test a full reload of Streamlit's scripts (seconds each on a busy two-core machine)."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+        page.set_default_timeout(30_000)
+        page.goto(url)
+        page.wait_for_selector(READY)
+        yield page
+        browser.close()
+
+
+def visit(page, title: str) -> None:
+    """Open a page from the sidebar's navigation and wait until its script has finished."""
+    whole = re.compile(rf"{re.escape(title)}$")  # "Train", not "Training curves"; links start with an icon name
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=whole).click()
+    page.locator("h1").filter(has_text=whole).wait_for()
+    page.wait_for_selector(READY)
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so grow the viewport to fit it first."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": max(900, height)})
+    page.wait_for_timeout(500)  # let the charts resize
+    page.screenshot(path=SHOTS / f"{name}.png", animations="disabled")
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_renders(page, name):
+    visit(page, PAGES[name])
+    page.wait_for_timeout(1000)  # charts draw after the script ends
+    assert page.locator("[data-testid=stException]").count() == 0
+    screenshot(page, name)
+
+
+def stroke(page, box: dict, points: list[tuple[float, float]]) -> float:
+    """Drag the mouse through the points (canvas coordinates); returns the moment the button goes up."""
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        for i in range(1, 11):
+            page.mouse.move(box["x"] + xa + (xb - xa) * i / 10, box["y"] + ya + (yb - ya) * i / 10)
+    page.mouse.up()
+    return time.perf_counter()
+
+
+def test_drawing_a_digit_shows_every_mnist_models_prediction(page):
+    visit(page, "Draw a digit")
+    canvas = page.locator("canvas").last  # the canvas lives in the component's shadow root, which locators pierce
+    canvas.wait_for()
+    page.wait_for_timeout(500)  # once mounted, the canvas reports its empty drawing, which reruns the page...
+    page.wait_for_selector(READY)  # ...so let that rerun finish before drawing
+    box = canvas.bounding_box()
+    assert round(box["width"]) == 280 and round(box["height"]) == 280
+
+    released = stroke(page, box, [(70, 60), (210, 60), (120, 240)])  # a 7
+    page.wait_for_function("document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 2")
+    first = time.perf_counter() - released
+    assert page.locator("[data-testid=stMetric]").count() == 2  # both MNIST models, side by side
+
+    image = page.locator("[data-testid=stImage] img").first
+    before = image.get_attribute("src")
+    released = stroke(page, box, [(100, 150), (200, 150)])  # a crossbar
+    page.wait_for_function("src => { const i = document.querySelector('[data-testid=stImage] img');"
+                           " return i && i.getAttribute('src') !== src; }", arg=before)
+    page.wait_for_selector(READY)
+    second = time.perf_counter() - released
+    print(f"\nmouse-up → predictions shown: first stroke {first:.2f} s, next stroke {second:.2f} s")
+    screenshot(page, "draw-predictions")
+
+    page.get_by_role("button", name=re.compile("Clear")).click()
+    page.wait_for_selector("text=nothing drawn yet")
+
+
+def test_uploading_a_photo_shows_the_top_three_classes(page):
+    visit(page, "Classify a photo")
+    pixels = np.zeros((96, 128, 3), np.uint8)
+    pixels[20:60, 30:90] = (40, 180, 220)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "photo.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
+    page.wait_for_selector("[data-testid=stProgress]")
+    page.wait_for_selector(READY)
+    bars = page.locator("[data-testid=stProgress]")
+    assert bars.count() == 3
+    assert re.search(r"\d+\.\d%", bars.first.inner_text())
+    screenshot(page, "photo-predictions")
+
+
+def test_a_job_launched_from_the_train_page_reaches_the_leaderboard(server, page):
+    _, home = server
+    visit(page, "Train")
+    main = page.get_by_test_id("stMain")
+    main.get_by_role("radio", name="CIFAR-10").click()
+    main.get_by_text("Data: JPEG copy CIFAR-10").wait_for()  # the rerun for CIFAR-10 has drawn the page...
+    page.wait_for_selector(READY)  # ...and finished, so the MNIST form's inputs are gone
+    main.get_by_label("Epochs").fill("1")
+    main.get_by_label("Batch size").fill("100")
+    main.locator("[data-testid=stFormSubmitButton] button").click()
+
+    job_caption = main.get_by_text(RUN_ID)
+    job_caption.wait_for()
+    run_id = RUN_ID.search(job_caption.inner_text()).group()
+    try:
+        main.get_by_text("finished", exact=True).wait_for(timeout=120_000)
+    finally:
+        screenshot(page, "train-job")
+    assert (home / "runs" / run_id / "model.safetensors").is_file()
+
+    visit(page, "Leaderboard")
+    page.get_by_text("4 finished runs").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile("Download CSV")).click()
+    assert run_id in Path(download.value.path()).read_text()
+

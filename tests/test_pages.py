@@ -1,0 +1,228 @@
+"""Every dashboard page under Streamlit's AppTest, with an empty store and with a store of real tiny runs."""
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+from ui_helpers import FAILED_ERROR, built_store, copy_runs  # noqa: F401 - built_store is a fixture
+
+from convnets.jobs import ACTIVE, JobManager
+from convnets.store import RunStore
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+RESULT_PAGES = ["leaderboard", "curves", "errors", "draw", "photo"]
+
+
+def open_page(name: str, **state) -> AppTest:
+    """The app opened on one page, with the given session state (the sidebar's choices among them)."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page(f"../pages/{name}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Everything a reader sees as text on the page, in one string to search."""
+    parts = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "warning", "error", "success")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture
+def store(built_store, home) -> RunStore:  # noqa: F811 - the fixture imported above
+    copy_runs(built_store, home)
+    return RunStore()
+
+
+def summary_of(store: RunStore, model: str, dataset: str) -> dict:
+    return next(r.summary() for r in store.finished(dataset) if r.config.model == model)
+
+
+# --- an empty store ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", RESULT_PAGES)
+def test_an_empty_store_says_what_to_do_and_links_to_train(page):
+    at = open_page(page)
+    assert at.info and ("No finished" in at.info[0].value or "No run" in at.info[0].value)
+    assert "Train a model" in [link.value for link in at.page_link]
+
+
+def test_the_train_page_works_on_an_empty_store():
+    at = open_page("train")
+    assert [b.label for b in at.button_group if b.key == "train_dataset"]
+    assert at.selectbox[0].value == "lenet5"
+    assert at.number_input[0].value == 4  # the MNIST recipe's epochs
+    assert "No jobs yet." in texts(at)
+
+
+# --- a store with runs ----------------------------------------------------------------------------------
+
+
+def test_leaderboard_shows_every_finished_run_beside_the_published_figures(store):
+    at = open_page("leaderboard")
+    board = at.dataframe[0].value
+    cifar = summary_of(store, "lenet5", "cifar10")
+    mnist = summary_of(store, "lenet5", "mnist")
+    assert len(board) == 3
+    row = board[board["Run"] == cifar["run_id"]].iloc[0]
+    assert row["Data"] == "JPEG copy"
+    assert row["Test acc. %"] == pytest.approx(100 * cifar["test_accuracy"], abs=0.01)
+    assert row["≈ official %"] == pytest.approx(100 * cifar["test_accuracy"] + 3.3, abs=0.01)
+    row = board[board["Run"] == mnist["run_id"]].iloc[0]
+    assert row["Paper %"] == pytest.approx(99.05)
+    assert row["Δ paper"] == pytest.approx(100 * mnist["test_accuracy"] - 99.05, abs=0.01)
+    assert f"{cifar['test_accuracy']:.2%}" in [m.value for m in at.metric]
+    assert "JPEG copy" in texts(at)
+    assert at.download_button[0].label == "Download CSV"
+    stragglers = at.dataframe[1].value
+    assert list(stragglers["State"]) == ["failed"] and stragglers["Error"][0] == FAILED_ERROR
+
+
+def test_leaderboard_filters_by_the_sidebar_dataset(store):
+    at = open_page("leaderboard", dataset_filter="mnist")
+    assert set(at.dataframe[0].value["Dataset"]) == {"mnist"}
+    assert len(at.dataframe) == 1  # the failed run is a CIFAR-10 one
+
+
+def test_training_curves_overlay_the_chosen_runs(store):
+    at = open_page("curves")
+    assert len(at.multiselect[0].value) == 3
+    cifar = summary_of(store, "lenet5", "cifar10")
+    at = open_page("curves")
+    at.query_params["run"] = cifar["run_id"]
+    at.run()
+    assert at.multiselect[0].value == [cifar["run_id"]]
+    at.button_group(key="curve_x").set_value("wall_seconds").run()
+    assert not at.exception
+
+
+def test_errors_page_shows_the_confusion_matrix_and_the_mistakes(store):
+    cifar = summary_of(store, "lenet5", "cifar10")
+    at = open_page("errors", dataset_filter="cifar10")
+    assert at.selectbox[0].value == cifar["run_id"]
+    assert f"Test accuracy {cifar['test_accuracy']:.2%}" in texts(at)
+    assert "Most confident mistakes" in texts(at)
+    _, mistakes = store.require(cifar["run_id"]).mistakes()
+    gallery = at.image[-1].captions
+    assert len(gallery) == len(mistakes) > 0
+    first, classes = mistakes[0], store.require(cifar["run_id"]).evaluation()["classes"]
+    assert gallery[0] == f"{classes[first['true']]} → **{classes[first['predicted']]}** ({first['confidence']:.0%})"
+    at.toggle[0].set_value(True).run()
+    assert not at.exception
+
+
+def test_draw_page_waits_for_a_drawing(store):
+    at = open_page("draw")
+    assert "nothing drawn yet" in at.info[0].value
+    assert at.button[0].label == "Clear"
+    at.button[0].click().run()
+    assert not at.exception and at.session_state["canvas_generation"] == 1
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_photo_page_classifies_an_upload_and_survives_a_bad_file(store):
+    at = open_page("photo")
+    at.file_uploader[0].set_value(("red.png", _png(np.full((64, 48, 3), (200, 30, 30), np.uint8)), "image/png"))
+    at.run()
+    assert not at.exception and not at.error
+    assert [m.value for m in at.metric]  # one card per CIFAR-10 model
+    assert len(at.progress) == 3  # its top three classes
+    at.file_uploader[0].set_value(("broken.png", b"not an image at all", "image/png")).run()
+    assert not at.exception
+    assert "not an image" in at.error[0].value
+
+
+@pytest.mark.parametrize("with_data", [True, False], ids=["test split", "stored mistakes"])
+def test_photo_page_offers_a_random_cifar_test_image(store, data_dir, tmp_path, with_data):
+    at = open_page("photo", data_dir=str(data_dir if with_data else tmp_path / "nothing"))
+    at.button[0].click().run()
+    assert not at.exception
+    caption = at.session_state["photo_sample"][1]
+    assert caption.startswith("test image" if with_data else "a stored test image")
+    assert len(at.progress) == 3
+
+
+def test_train_page_finds_a_finished_configuration_instead_of_retraining(store, data_dir):
+    cifar = summary_of(store, "lenet5", "cifar10")
+    at = open_page("train", data_dir=str(data_dir))
+    at.button_group(key="train_dataset").set_value("cifar10").run()
+    at.number_input[0].set_value(2)
+    at.number_input[1].set_value(64)
+    at.selectbox[1].set_value("cpu")
+    at.button[0].click().run()
+    assert not at.exception
+    assert cifar["run_id"] in at.success[0].value
+    assert {"Errors", "Training curves", "Leaderboard"} <= {link.value for link in at.page_link}
+    assert JobManager().jobs() == []
+
+
+def submit_cifar_job(at: AppTest, epochs: int, batch_size: int) -> str:
+    """Fill the Train form for LeNet-5 on the synthetic CIFAR-10 folder and submit it; returns the job id."""
+    at.button_group(key="train_dataset").set_value("cifar10").run()
+    at.number_input[0].set_value(epochs)
+    at.number_input[1].set_value(batch_size)
+    at.selectbox[1].set_value("cpu")
+    at.button[0].click().run()
+    assert not at.exception
+    [job] = JobManager().jobs()
+    return job.job_id
+
+
+def wait_for(job_id: str, states: tuple[str, ...], timeout: float = 90) -> None:
+    manager = JobManager()
+    deadline = time.time() + timeout
+    while manager.get(job_id).state not in states:
+        assert time.time() < deadline, f"job stayed {manager.get(job_id).state}: {manager.log_tail(job_id)}"
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def jobs():
+    """The test's job manager; whatever the test leaves running is stopped, so no trainer outlives it."""
+    manager = JobManager()
+    yield manager
+    for job in manager.jobs():
+        if job.state in ACTIVE:
+            manager.cancel(job.job_id)
+            wait_for(job.job_id, ("cancelled", "failed", "interrupted"))
+
+
+def test_train_page_launches_cancels_and_resumes_a_background_job(data_dir, jobs):
+    at = open_page("train", data_dir=str(data_dir))
+    job_id = submit_cifar_job(at, epochs=30, batch_size=8)  # long enough to be caught running
+    job = jobs.get(job_id)
+    assert job.config.model == "lenet5" and job.config.recipe.epochs == 30 and job.config.data_copy == "jpeg"
+    assert "lenet5" in texts(at) and job_id in texts(at)
+
+    wait_for(job_id, ("running",))
+    at.run()
+    assert at.progress  # the live part: progress bar (and the curve once an epoch is done)
+    at.button(key=f"cancel-{job_id}").click().run()
+    wait_for(job_id, ("cancelled",))
+    at.run()
+    assert "cancelled by the user" in texts(at)
+
+    stopped = jobs.get(job_id).pid
+    at.button(key=f"resume-{job_id}").click().run()
+    assert jobs.get(job_id).pid != stopped  # a new trainer, which resumes from the last completed epoch
+    keys = [b.key for b in at.button]
+    assert f"cancel-{job_id}" in keys and f"resume-{job_id}" not in keys  # shown as starting, not as stopped
+    wait_for(job_id, ("running",))
+    at.run()
+    at.button(key=f"cancel-{job_id}").click().run()
+    wait_for(job_id, ("cancelled",))
+    at.run()
+    at.button(key=f"forget-{job_id}").click().run()
+    assert jobs.jobs() == [] and "No jobs yet." in texts(at)
