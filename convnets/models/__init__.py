@@ -90,7 +90,7 @@ _RESNETS = {20: (0.9125, 30), 32: (0.9249, 40), 44: (0.9283, 50), 56: (0.9303, 5
 
 # fmt: off
 _SPECS = (
-    _spec("lenet5", lenet, "paper", lenet.lenet5, {"mnist": Recipe(epochs=4, augment="none"), **_cifar(30)},
+    _spec("lenet5", lenet, "paper", lenet.lenet5, {"mnist": Recipe(epochs=5, augment="none"), **_cifar(30)},
           "LeNet-5 (Fig. 2): tanh, average pooling, fully connected C3, linear output",
           paper={"mnist": 0.9905}),
     _spec("vgg16", vgg, "paper", vgg.vgg16, _cifar(40),

@@ -1,0 +1,430 @@
+"""Training throughput: the convnets engine against the same training written the usual way.
+
+Engine: the real pieces of `convnets.train` (its step, its optimiser, `Normalize` in the model) fed by
+`convnets.data.batches` from a uint8 split decoded once and kept on the device, augmented there per batch.
+Baseline: `torchvision.datasets` + `DataLoader` decoding files and running PIL transforms per image (the
+recipe's crop/flip, ToTensor, Normalize), fp32, default memory format, a plain step with `loss.item()`.
+Same network (same initial weights), same batch size, same optimiser settings, same device.
+
+Both read synthetic data written in the real on-disk formats (a CIFAR-10 ImageFolder of JPEG files like the
+shared JPEG copy, MNIST idx files), so each side pays its real data costs; only throughput is measured, so the
+images need not be real. Rounds alternate engine, baseline, engine, baseline...; each round starts with
+untimed warm-up steps; the table gives the median rates and the median of the per-round ratios, so that a
+busy machine's drifting load hits both sides alike.
+
+    python bench/train_speed.py [--device D] [--models M ...] [--rounds N] [--steps N] [--batch-size B]
+        [--workers W] [--variants channels-last contiguous compile compile-channels-last] [--compile] [--json]
+"""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# What `import convnets` sets (before torch loads, so OpenMP sees it): set here first, so both sides share it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import copy
+import datetime
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.datasets as tvd
+import torchvision.transforms as T
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader
+
+import convnets  # noqa: F401 - the package's environment settings (OMP_WAIT_POLICY) apply to both sides
+from convnets import data as datamod
+from convnets import train as trainmod
+from convnets.config import Recipe
+from convnets.models import get_model, models_for
+from convnets.train import Normalize, _make_step, describe_device, input_stats, lr_at, make_optimizer, pick_device
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Steps per round for one model; kept small on the CPU so the default run ends in a few minutes."""
+
+    dataset: str
+    steps: int
+    warmup: int
+    batch_size: int | None = None  # None: the recipe's
+
+
+# Sized for 2 busy cores (ResNet-20 takes 1-4 s a step there, depending on the load): the default run took 5 to
+# 10 minutes at load averages of 2 to 6. ResNet-9 costs ~7x ResNet-20 per image: its recipe batch of 512 would
+# take half a minute or more a step, so on the CPU it runs at 32 (both sides, as always, at the same batch size).
+CPU_PLANS = {
+    "lenet5": Plan("mnist", 30, 5),
+    "resnet20": Plan("cifar10", 5, 1),
+    "ref_vgg": Plan("cifar10", 5, 1),
+    "ref_lenet": Plan("cifar10", 5, 1),
+    "resnet9": Plan("cifar10", 2, 1, batch_size=32),
+}
+GPU_STEPS, GPU_WARMUP = 60, 15
+TRAIN_FILES_MIN = 2560
+
+
+def gpu_plans() -> dict[str, Plan]:
+    """LeNet-5 on MNIST and every CIFAR-10 model of the registry."""
+    plans = {"lenet5": Plan("mnist", GPU_STEPS, GPU_WARMUP)}
+    plans.update({s.name: Plan("cifar10", GPU_STEPS, GPU_WARMUP) for s in models_for("cifar10")})
+    return plans
+
+
+# --- synthetic data in the real on-disk formats --------------------------------------------------------
+
+
+def _photo(rng: np.random.Generator) -> np.ndarray:
+    """A smooth random 32x32 colour image with some grain: JPEG-compresses to about the size of a CIFAR one."""
+    coarse = rng.integers(0, 256, (4, 4, 3)).astype(np.float32)
+    smooth = np.asarray(Image.fromarray(coarse.astype(np.uint8)).resize((32, 32), Image.BILINEAR), np.float32)
+    return np.clip(smooth + rng.normal(0, 12, smooth.shape), 0, 255).astype(np.uint8)
+
+
+def write_cifar_jpeg(root: Path, n_train: int, n_test: int = 100, seed: int = 0) -> Path:
+    """A CIFAR-10 ImageFolder `root/cifar10-jpeg/{train,test}/<class>/NNNN.jpg`, quality 75 as the shared copy."""
+    rng = np.random.default_rng(seed)
+    base = root / datamod.JPEG_DIR
+    for split, n in (("train", n_train), ("test", n_test)):
+        for name in datamod.CLASSES["cifar10"]:
+            folder = base / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(math.ceil(n / 10)):
+                Image.fromarray(_photo(rng)).save(folder / f"{i:04d}.jpg", "JPEG", quality=75)
+    return base
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def write_mnist_idx(root: Path, n_train: int, n_test: int = 100, seed: int = 0) -> Path:
+    """Unpacked MNIST idx files in `root/MNIST/raw`, which both torchvision's MNIST and convnets read."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = rng.integers(0, 10, n)
+        images = np.zeros((n, 28, 28), np.uint8)
+        for i, label in enumerate(labels):  # a stroke whose place depends on the class, like a sparse digit
+            r, c = 4 + 2 * label, 4 + rng.integers(0, 8)
+            images[i, r : r + 3, c : c + 14] = rng.integers(150, 256)
+        images[images == 0] = rng.integers(0, 2, int((images == 0).sum()), dtype=np.uint8) * 30
+        image_file, label_file = datamod.MNIST_FILES[split]
+        _write_idx(raw / image_file, images)
+        _write_idx(raw / label_file, labels)
+    return raw
+
+
+# --- the two sides ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    images_per_second: float  # wall clock
+    cpu_ms_per_image: float  # CPU time of this process and of the DataLoader workers: the work, whatever the load
+
+
+class Clock:
+    """Wall clock and CPU time (this process, plus the given worker processes, read from /proc on Linux).
+
+    On a shared machine the wall-clock rate follows the other tenants' load from second to second; the CPU
+    time an image costs hardly does, so it shows which side does less work even when the rates are noisy."""
+
+    def __init__(self, device: torch.device, workers: list[int] | None = None):
+        self.device, self.workers = device, workers or []
+        self.wall = self.cpu = 0.0
+
+    def _cpu(self) -> float:
+        total = time.process_time()
+        for pid in self.workers:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+
+    def start(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.wall, self.cpu = time.perf_counter(), self._cpu()
+
+    def stop(self, images: int) -> Sample:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        wall, cpu = time.perf_counter() - self.wall, self._cpu() - self.cpu
+        return Sample(images / wall, 1000 * cpu / images)
+
+
+class Engine:
+    """The convnets engine's steady-state training loop, made of its own functions."""
+
+    def __init__(self, net: nn.Module, data: datamod.Dataset, recipe: Recipe, device: torch.device, compile: bool,
+                 channels_last: str | None = None):
+        """`channels_last` "1" or "0" sets the engine's own switch (CONVNETS_CHANNELS_LAST) for this engine."""
+        self.recipe, self.device = recipe, device
+        self.train = data.train.to(device)
+        model = nn.Sequential(Normalize(*input_stats(recipe, data.train)), net).to(device)
+        with _env("CONVNETS_CHANNELS_LAST", channels_last or os.environ.get("CONVNETS_CHANNELS_LAST")):
+            if trainmod.use_channels_last(device):
+                model = model.to(memory_format=torch.channels_last)
+            self.optimizer = make_optimizer(model, recipe, device)
+            self.step = _make_step(model, self.optimizer, recipe, device, compile)
+        self.model, self.rounds = model, 0
+
+    def run(self, warmup: int, steps: int) -> Sample:
+        """Throughput over `steps` steps after `warmup` untimed ones."""
+        self.model.train()
+        self.rounds += 1
+        gen = torch.Generator().manual_seed(self.rounds)
+        batches = datamod.batches(self.train, self.recipe.batch_size, augment=self.recipe.augment, shuffle=True,
+                                  generator=gen)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        clock = Clock(self.device)
+        for i, (x, y) in enumerate(_take(batches, warmup + steps)):
+            if i == warmup:
+                clock.start()
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(i, 10 * (warmup + steps), self.recipe)
+            loss, hits = self.step(x, y)
+            loss_sum += loss.detach() * len(y)
+            correct += hits
+        (loss_sum / steps).item()  # the engine reads these back at each progress report; this ends the timing
+        return clock.stop(steps * self.recipe.batch_size)
+
+
+class Baseline:
+    """The usual training loop: a torchvision dataset, PIL transforms in DataLoader workers, loss.item()."""
+
+    def __init__(self, net: nn.Module, dataset: torch.utils.data.Dataset, recipe: Recipe, device: torch.device,
+                 workers: int):
+        self.recipe, self.device = recipe, device
+        self.model = net.to(device)
+        self.loader = DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, num_workers=workers,
+                                 pin_memory=device.type == "cuda", drop_last=True)
+        if recipe.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                             nesterov=recipe.nesterov and recipe.momentum > 0,
+                                             weight_decay=recipe.weight_decay)
+
+    def run(self, warmup: int, steps: int) -> Sample:
+        """Throughput over `steps` steps after `warmup` untimed ones (which absorb the workers' start-up)."""
+        self.model.train()
+        running_loss, correct = 0.0, 0
+        batches = iter(self.loader)  # a fresh iterator: workers start now and stop when it is dropped
+        workers = [w.pid for w in getattr(batches, "_workers", [])]
+        clock = Clock(self.device, workers)
+        for i, (x, y) in enumerate(_take(batches, warmup + steps)):
+            if i == warmup:
+                clock.start()
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            out = self.model(x)
+            loss = F.cross_entropy(out, y, label_smoothing=self.recipe.label_smoothing)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            running_loss += loss.item()
+            correct += (out.argmax(1) == y).sum().item()
+        sample = clock.stop(steps * self.recipe.batch_size)
+        del batches  # shuts the workers down, so they do not compete with the engine's next round
+        return sample
+
+
+@contextmanager
+def _env(name: str, value: str | None) -> Iterator[None]:
+    before = os.environ.get(name)
+    _setenv(name, value)
+    try:
+        yield
+    finally:
+        _setenv(name, before)
+
+
+def _setenv(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _take(batches: Iterator, n: int) -> Iterator:
+    for i, batch in enumerate(batches):
+        if i == n:
+            return
+        yield batch
+    raise RuntimeError(f"the synthetic training set holds fewer than {n} batches")
+
+
+def baseline_transform(recipe: Recipe, dataset: str, mean: torch.Tensor, std: torch.Tensor) -> T.Compose:
+    """The recipe's augmentation and normalisation as the usual per-image PIL transforms.
+
+    Per-pixel standardisation ('pixel', two reference nets) is done per channel here: torchvision's Normalize
+    takes per-channel statistics, and the cost is the same."""
+    size = datamod.SHAPES[dataset][1]
+    augment = {
+        "crop-flip": [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()],
+        "shift": [T.RandomCrop(size, padding=2)],
+        "none": [],
+    }[recipe.augment]
+    normalize = [] if recipe.normalize == "unit" else [T.Normalize((mean / 255).tolist(), (std / 255).tolist())]
+    return T.Compose([*augment, T.ToTensor(), *normalize])
+
+
+# --- the benchmark ---------------------------------------------------------------------------------------
+
+
+# Engine variants that --variants measures beside the engine as configured (CONVNETS_CHANNELS_LAST and all).
+VARIANTS = {
+    "channels-last": dict(channels_last="1", compile=False),
+    "contiguous": dict(channels_last="0", compile=False),
+    "compile": dict(channels_last=None, compile=True),
+    "compile-channels-last": dict(channels_last="1", compile=True),
+}
+
+
+def measure(name: str, plan: Plan, root: Path, device: torch.device, rounds: int, workers: int, compile: bool,
+            variants: list[str], log: Callable[[str], None]) -> dict:
+    """Interleaved rounds of the engine (and its variants) and the baseline for one model: median rates and
+    the median of the per-round ratios to the baseline."""
+    spec = get_model(name)
+    recipe = spec.recipes[plan.dataset].replace(batch_size=plan.batch_size)
+    data = datamod.load(plan.dataset, root, cache_dir=root / "cache")
+    mean, std = datamod.channel_stats(data.train)
+    if plan.dataset == "mnist":
+        dataset = tvd.MNIST(str(root), train=True, transform=baseline_transform(recipe, "mnist", mean, std))
+    else:
+        dataset = tvd.ImageFolder(str(root / datamod.JPEG_DIR / "train"),
+                                  transform=baseline_transform(recipe, "cifar10", mean, std))
+    torch.manual_seed(0)
+    net = spec.build(plan.dataset)
+    sides: dict[str, Engine | Baseline] = {"engine": Engine(copy.deepcopy(net), data, recipe, device, compile)}
+    for v in variants:
+        sides[f"engine {v}"] = Engine(copy.deepcopy(net), data, recipe, device, **VARIANTS[v])
+    sides["baseline"] = Baseline(copy.deepcopy(net), dataset, recipe, device, workers)
+    samples: dict[str, list[Sample]] = {side: [] for side in sides}
+    for r in range(rounds):
+        for side, runner in sides.items():
+            samples[side].append(runner.run(plan.warmup, plan.steps))
+        log(f"  {name} round {r + 1}/{rounds}: " + ", ".join(
+            f"{k} {_rate(v[-1].images_per_second)} img/s ({v[-1].cpu_ms_per_image:.2f} CPU ms/img)"
+            for k, v in samples.items()))
+    row = {"model": name, "dataset": plan.dataset, "batch_size": recipe.batch_size, "steps": plan.steps,
+           "warmup": plan.warmup, "rounds": rounds}
+    base = samples["baseline"]
+    for side, values in samples.items():
+        key = side.replace(" ", "_").replace("-", "_")
+        row[f"{key}_images_per_second"] = round(statistics.median(v.images_per_second for v in values), 1)
+        row[f"{key}_cpu_ms_per_image"] = round(statistics.median(v.cpu_ms_per_image for v in values), 3)
+        row[f"{key}_rounds"] = [round(v.images_per_second, 1) for v in values]
+        if side != "baseline":
+            prefix = "" if side == "engine" else f"{key}_"
+            ratios = [a.images_per_second / b.images_per_second for a, b in zip(values, base)]
+            cpu_ratios = [b.cpu_ms_per_image / a.cpu_ms_per_image for a, b in zip(values, base)]
+            row[f"{prefix}ratio"] = round(statistics.median(ratios), 3)
+            row[f"{prefix}cpu_ratio"] = round(statistics.median(cpu_ratios), 3)
+    return row
+
+
+def choose_plan(name: str, plans: dict[str, Plan], device: torch.device, steps: int | None,
+                batch_size: int | None) -> Plan:
+    """The default plan for `name` (a registry model outside the defaults runs like ResNet-20), with the
+    command line's steps and batch size, and the batch size resolved from the recipe."""
+    spec = get_model(name)
+    plan = plans.get(name)
+    if plan is None:
+        dataset = "cifar10" if "cifar10" in spec.datasets else spec.datasets[0]
+        like = CPU_PLANS["resnet20"] if device.type == "cpu" else Plan(dataset, GPU_STEPS, GPU_WARMUP)
+        plan = Plan(dataset, like.steps, like.warmup)
+    batch = batch_size or plan.batch_size or spec.recipes[plan.dataset].batch_size
+    return Plan(plan.dataset, steps or plan.steps, plan.warmup, batch)
+
+
+def _rate(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def format_table(rows: list[dict], device: str, variants: list[str]) -> str:
+    """Wall-clock rates and their ratio; then the ratio of CPU time per image (baseline / engine)."""
+    sides = [("engine", "")] + [(f"engine {v}", f"engine_{v.replace('-', '_')}_") for v in variants]
+    head = "| model | dataset | batch | baseline img/s |"
+    head += "".join(f" {name} img/s | {name} / baseline | (CPU time) |" for name, _ in sides)
+    lines = [f"device: {device}", "", head, "|---|---|---:|---:|" + "---:|" * (3 * len(sides))]
+    for r in rows:
+        line = f"| {r['model']} | {r['dataset']} | {r['batch_size']} | {_rate(r['baseline_images_per_second'])} |"
+        for _, key in sides:
+            rate = r[f"{key or 'engine_'}images_per_second"]
+            line += f" {_rate(rate)} | {r[key + 'ratio']:.2f}x | {r[key + 'cpu_ratio']:.2f}x |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    parser.add_argument("--models", nargs="+", help="default: lenet5, resnet20, ref_vgg, ref_lenet, resnet9 on "
+                        "the CPU; LeNet-5 and every CIFAR-10 model elsewhere")
+    parser.add_argument("--rounds", type=int, default=5, help="engine/baseline pairs per model (median reported)")
+    parser.add_argument("--steps", type=int, help="timed steps per round (default: per model)")
+    parser.add_argument("--batch-size", type=int, help="for both sides (default: the recipe's; 32 for ResNet-9 "
+                        "on the CPU)")
+    parser.add_argument("--workers", type=int, help="baseline DataLoader workers (default: 2 on the CPU as in "
+                        "PyTorch's CIFAR-10 tutorial, 8 on a GPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the engine's model")
+    parser.add_argument("--variants", nargs="+", default=[], choices=list(VARIANTS),
+                        help="also measure these engine variants in the same interleaved rounds")
+    parser.add_argument("--json", action="store_true", help="print one JSON document as the last line")
+    args = parser.parse_args(argv)
+
+    device = pick_device(args.device)
+    plans = CPU_PLANS if device.type == "cpu" else gpu_plans()
+    chosen = {name: choose_plan(name, plans, device, args.steps, args.batch_size) for name in args.models or plans}
+    workers = args.workers if args.workers is not None else (2 if device.type == "cpu" else 8)
+    log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
+    log(f"device: {describe_device(device)}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+        f"engine channels-last: {trainmod.use_channels_last(device)}; baseline workers: {workers}; "
+        f"load average {os.getloadavg()[0]:.1f}")
+    started = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="convnets-bench-") as tmp:
+        root = Path(tmp)
+        for dataset in sorted({p.dataset for p in chosen.values()}):
+            need = max([TRAIN_FILES_MIN] + [(p.warmup + p.steps + 1) * p.batch_size for p in chosen.values()
+                                            if p.dataset == dataset])
+            log(f"writing {need} synthetic {dataset} training images in {root}")
+            (write_mnist_idx if dataset == "mnist" else write_cifar_jpeg)(root, need)
+        for name, plan in chosen.items():
+            rows.append(measure(name, plan, root, device, args.rounds, workers, args.compile, args.variants, log))
+    result = {
+        "device": describe_device(device), "date": datetime.date.today().isoformat(),
+        "load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "baseline_workers": workers,
+        "channels_last": trainmod.use_channels_last(device),
+        "compile": args.compile, "variants": args.variants, "rows": rows,
+    }
+    log(format_table(rows, result["device"], args.variants))
+    log(f"{time.perf_counter() - started:.0f} s in all; load average at the end {os.getloadavg()[0]:.1f}")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
