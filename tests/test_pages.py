@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from ui_helpers import FAILED_ERROR, built_store, copy_runs  # noqa: F401 - built_store is a fixture
 
 from convnets.jobs import ACTIVE, JobManager
+from convnets.models import get_model
 from convnets.store import RunStore
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -58,7 +59,7 @@ def test_the_train_page_works_on_an_empty_store():
     at = open_page("train")
     assert [b.label for b in at.button_group if b.key == "train_dataset"]
     assert at.selectbox[0].value == "lenet5"
-    assert at.number_input[0].value == 4  # the MNIST recipe's epochs
+    assert at.number_input[0].value == get_model("lenet5").recipes["mnist"].epochs  # the recipe's default
     assert "No jobs yet." in texts(at)
 
 
