@@ -1,7 +1,8 @@
 """The model zoo: one `ModelSpec` per network, with its source, reported accuracy and default recipe.
 
-Paper-faithful nets come first, then the reference Keras study's own nets (`kind="reference"`), which are
-smaller than the papers' and are kept beside them so that both sets of figures can be reproduced.
+Paper-faithful nets come first, then a modern fast-training net for comparison (`kind="modern"`, ResNet-9),
+then the reference Keras study's own nets (`kind="reference"`), which are smaller than the papers' and are
+kept beside them so that both sets of figures can be reproduced.
 """
 
 from __future__ import annotations
