@@ -30,8 +30,11 @@ def predict_probs(model: nn.Module, split: Split, device: torch.device, batch_si
 
 def evaluate(model: nn.Module, split: Split, device: torch.device) -> dict:
     probs = predict_probs(model, split, device)
-    loss = F.nll_loss(probs.clamp_min(1e-12).log(), split.labels).item()
-    return {"loss": loss, "accuracy": (probs.argmax(1) == split.labels).float().mean().item()}
+    return {"loss": _loss(probs, split.labels), "accuracy": (probs.argmax(1) == split.labels).float().mean().item()}
+
+
+def _loss(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    return F.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
 
 
 def final_report(model: nn.Module, data: Dataset, device: torch.device) -> tuple[dict, np.ndarray]:
@@ -52,10 +55,9 @@ def report_from_probs(probs: torch.Tensor, labels: torch.Tensor, classes: list[s
     wrong = (pred != labels).nonzero().flatten()
     confidence = probs[wrong, pred[wrong]]
     top = wrong[confidence.argsort(descending=True)[:MISTAKES_KEPT]]
-    loss = F.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
     return {
         "test_accuracy": (pred == labels).float().mean().item(),
-        "test_loss": loss,
+        "test_loss": _loss(probs, labels),
         "test_images": len(labels),
         "classes": classes,
         "confusion_matrix": confusion.tolist(),

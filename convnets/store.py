@@ -31,18 +31,24 @@ RUN_ID = re.compile(r"^[a-z0-9_]+-[a-z0-9]+-[0-9a-f]{10}\Z")  # \Z: "$" would le
 FINISHED = "finished"
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write-then-rename, fsynced, so readers see the old file or the new one and never a torn one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary name to write ``path``'s new content to; fsynced and renamed over ``path`` on success, so
+    readers see the old file or the new one and never a torn one. The name keeps the suffix (numpy adds one)."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(path: Path, obj: object) -> None:
@@ -180,37 +186,20 @@ class Run:
 
     def save_resume(self, state: dict) -> None:
         self._writable()
-        tmp = self.path / f".resume.pt.tmp{os.getpid()}"
-        try:
+        with replacing(self.path / "resume.pt") as tmp:
             torch.save(state, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path / "resume.pt")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
     def save_model(self, model: torch.nn.Module, half: bool = False) -> None:
         self._writable()
         tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
                    for k, v in model.state_dict().items()}
-        tmp = self.path / f".model.safetensors.tmp{os.getpid()}"
-        try:
+        with replacing(self.path / "model.safetensors") as tmp:
             save_file(tensors, str(tmp))
-            os.replace(tmp, self.path / "model.safetensors")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
     def save_mistakes(self, images: np.ndarray) -> None:
         self._writable()
-        tmp = self.path / f".mistakes.tmp{os.getpid()}.npz"
-        try:
+        with replacing(self.path / "mistakes.npz") as tmp:
             np.savez_compressed(tmp, images=images)
-            os.replace(tmp, self.path / "mistakes.npz")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
     def _writable(self) -> None:
         if self.readonly:
