@@ -13,7 +13,8 @@ untimed warm-up steps; the table gives the median rates and the median of the pe
 busy machine's drifting load hits both sides alike.
 
     python bench/train_speed.py [--device D] [--models M ...] [--rounds N] [--steps N] [--batch-size B]
-        [--workers W] [--variants channels-last contiguous compile compile-channels-last] [--compile] [--json]
+        [--workers W] [--variants channels-last contiguous compile compile-channels-last] [--compile] [--profile]
+        [--json]
 """
 
 import os
@@ -343,6 +344,38 @@ def measure(name: str, plan: Plan, root: Path, device: torch.device, rounds: int
     return row
 
 
+# Where an engine step's CPU time goes, by the aten operators' own ("self") time.
+PROFILE_GROUPS = (
+    ("conv backward", ("convolution_backward",)),
+    ("conv forward", ("mkldnn_convolution", "slow_conv", "_nnpack")),
+    ("batch norm", ("batch_norm",)),
+    ("fully connected", ("addmm", "aten::mm")),
+    ("activations, pooling, adds", ("threshold_backward", "relu", "clamp_min", "tanh", "pool", "aten::add",
+                                    "aten::sub", "aten::mul", "aten::div")),
+    ("data, loss", ("aten::index", "constant_pad", "aten::slice", "nll_loss", "log_softmax", "aten::copy_")),
+    ("optimizer", ("SGD.step", "Adam.step", "_foreach", "zero_grad")),
+)
+
+
+def profile_engine(name: str, plan: Plan, root: Path, steps: int) -> dict[str, float]:
+    """Shares of an engine step's CPU time by kind of work (CPU only: the device's kernels are named otherwise)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    spec = get_model(name)
+    recipe = spec.recipes[plan.dataset].replace(batch_size=plan.batch_size)
+    engine = Engine(spec.build(plan.dataset), datamod.load(plan.dataset, root, cache_dir=root / "cache"), recipe,
+                    torch.device("cpu"), compile=False)
+    engine.run(plan.warmup, 1)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        engine.run(0, steps)
+    totals = dict.fromkeys([g for g, _ in PROFILE_GROUPS] + ["other"], 0.0)
+    for event in prof.key_averages():
+        group = next((g for g, keys in PROFILE_GROUPS if any(k in event.key for k in keys)), "other")
+        totals[group] += event.self_cpu_time_total
+    whole = sum(totals.values())
+    return {group: round(t / whole, 3) for group, t in totals.items()}
+
+
 def choose_plan(name: str, plans: dict[str, Plan], device: torch.device, steps: int | None,
                 batch_size: int | None) -> Plan:
     """The default plan for `name` (a registry model outside the defaults runs like ResNet-20), with the
@@ -390,10 +423,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the engine's model")
     parser.add_argument("--variants", nargs="+", default=[], choices=list(VARIANTS),
                         help="also measure these engine variants in the same interleaved rounds")
+    parser.add_argument("--profile", action="store_true", help="also print where the engine's step spends its "
+                        "CPU time (convolutions, batch norm, ...); CPU only")
     parser.add_argument("--json", action="store_true", help="print one JSON document as the last line")
     args = parser.parse_args(argv)
 
     device = pick_device(args.device)
+    if args.profile and device.type != "cpu":
+        parser.error("--profile groups the CPU's operators; on a GPU use torch.profiler on the kernels")
     plans = CPU_PLANS if device.type == "cpu" else gpu_plans()
     chosen = {name: choose_plan(name, plans, device, args.steps, args.batch_size) for name in args.models or plans}
     workers = args.workers if args.workers is not None else (2 if device.type == "cpu" else 8)
@@ -412,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
             (write_mnist_idx if dataset == "mnist" else write_cifar_jpeg)(root, need)
         for name, plan in chosen.items():
             rows.append(measure(name, plan, root, device, args.rounds, workers, args.compile, args.variants, log))
+            if args.profile:
+                rows[-1]["profile"] = profile_engine(name, plan, root, plan.steps)
+                log(f"  {name} engine step, share of CPU time: " + ", ".join(
+                    f"{group} {share:.0%}" for group, share in rows[-1]["profile"].items()))
     result = {
         "device": describe_device(device), "date": datetime.date.today().isoformat(),
         "load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import data as datamod
-from .config import DATASETS, RunConfig
+from .config import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULES, RunConfig
 from .errors import ConvnetsError
 from .models import REGISTRY, get_model
 
@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="peak learning rate")
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--label-smoothing", type=float)
-    t.add_argument("--optimizer", choices=("sgd", "adam"))
-    t.add_argument("--schedule", choices=("onecycle", "cosine", "constant"))
-    t.add_argument("--augment", choices=("crop-flip", "shift", "none"))
+    t.add_argument("--optimizer", choices=OPTIMIZERS)
+    t.add_argument("--schedule", choices=SCHEDULES)
+    t.add_argument("--augment", choices=AUGMENTATIONS)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
     t.add_argument("--sync-bn", action="store_true", help="under torchrun on GPUs: batch norm over the global batch")

@@ -12,6 +12,9 @@ import json
 from dataclasses import dataclass
 
 DATASETS = ("mnist", "cifar10")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("onecycle", "cosine", "constant")
+AUGMENTATIONS = ("crop-flip", "shift", "none")  # shift: translations only (digits must not be mirrored)
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Recipe:
     label_smoothing: float = 0.0
     schedule: str = "onecycle"  # onecycle | cosine | constant
     warmup: float = 0.2  # fraction of the steps spent warming up (onecycle)
-    augment: str = "crop-flip"  # crop-flip | none
+    augment: str = "crop-flip"  # crop-flip | shift | none
     normalize: str = "channel"  # channel (per-channel mean/std) | pixel (mean/std image) | unit (/255)
 
     def replace(self, **changes) -> Recipe:

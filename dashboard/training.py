@@ -26,11 +26,12 @@ def parameter_count(model: str, dataset: str) -> int:
     return get_model(model).num_params(dataset)
 
 
-def train_argv(model: str, dataset: str, epochs: int, batch_size: int, lr: float, seed: int, device: str,
-               data_dir: str) -> list[str]:
-    """`python -m convnets train` arguments, the form a job is submitted in."""
-    argv = ["--model", model, "--dataset", dataset, "--epochs", str(epochs), "--batch-size", str(batch_size),
-            "--lr", repr(float(lr)), "--seed", str(seed), "--data-dir", data_dir]
+def train_argv(model: str, dataset: str, settings: dict[str, object], device: str, data_dir: str) -> list[str]:
+    """`python -m convnets train` arguments, the form a job is submitted in; `settings` maps the command's
+    options without their dashes (`batch-size`, `lr`, ...) to the form's values."""
+    argv = ["--model", model, "--dataset", dataset, "--data-dir", data_dir]
+    for option, value in settings.items():
+        argv += [f"--{option}", repr(float(value)) if isinstance(value, float) else str(value)]
     return argv if device == "auto" else [*argv, "--device", device]
 
 

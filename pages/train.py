@@ -5,7 +5,7 @@ from collections.abc import Callable
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from convnets.config import DATASETS
+from convnets.config import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULES
 from convnets.data import COPY_LABELS, find_source
 from convnets.errors import ConvnetsError
 from convnets.jobs import ACTIVE, Job, JobManager
@@ -59,6 +59,9 @@ def job_card(manager: JobManager, job: Job) -> None:
             st.error(job.error or "the job failed", icon=":material/error:")
         else:  # interrupted or cancelled
             st.warning(f"{job.error} — Resume continues from the last completed epoch.", icon=":material/pause:")
+        if job.state != "finished":
+            with st.expander("Log"):
+                st.code(manager.log_tail(job.job_id, lines=40) or "(nothing logged yet)", language=None)
 
 
 def job_actions(manager: JobManager, job: Job, bar: DeltaGenerator) -> None:
@@ -129,11 +132,26 @@ with st.form("train"):
                                  step=recipe.lr / 10, key=f"lr-{key}")
     seed = columns[3].number_input("Seed", min_value=0, value=0, key=f"seed-{key}")
     device = columns[4].selectbox("Device", training.device_choices())
-    st.caption(f"The rest of the recipe: {recipe.optimizer}, {recipe.schedule} schedule, weight decay "
-               f"{recipe.weight_decay:g}, label smoothing {recipe.label_smoothing:g}, augmentation {recipe.augment}.")
+    defaults = (f"{recipe.optimizer}, {recipe.schedule} schedule, weight decay {recipe.weight_decay:g}, "
+                f"label smoothing {recipe.label_smoothing:g}, augmentation {recipe.augment}")
+    with st.expander(f"More of the recipe (default: {defaults})"):
+        more = st.columns(5)
+        optimizer = more[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(recipe.optimizer),
+                                      key=f"optimizer-{key}")
+        schedule = more[1].selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(recipe.schedule),
+                                     help="one-cycle: linear warm-up then linear decay to zero", key=f"schedule-{key}")
+        weight_decay = more[2].number_input("Weight decay", min_value=0.0, value=recipe.weight_decay, format="%g",
+                                            step=1e-4, key=f"wd-{key}")
+        label_smoothing = more[3].number_input("Label smoothing", min_value=0.0, max_value=0.5,
+                                               value=recipe.label_smoothing, step=0.05, key=f"ls-{key}")
+        augment = more[4].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(recipe.augment),
+                                    help="crop-flip: random 4-pixel shifts and mirroring; shift: 2-pixel shifts "
+                                    "only (for digits)", key=f"augment-{key}")
     if st.form_submit_button("Train", type="primary", icon=":material/play_arrow:"):
-        launch(training.train_argv(model, dataset, int(epochs), int(batch_size), lr, int(seed), device,
-                                   common.data_dir()))
+        settings = {"epochs": int(epochs), "batch-size": int(batch_size), "lr": lr, "seed": int(seed),
+                    "optimizer": optimizer, "schedule": schedule, "weight-decay": weight_decay,
+                    "label-smoothing": label_smoothing, "augment": augment}
+        launch(training.train_argv(model, dataset, settings, device, common.data_dir()))
 
 st.subheader("Jobs")
 st.caption("Jobs run one at a time in the background and keep running when this tab or the server closes.")

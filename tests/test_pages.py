@@ -200,6 +200,30 @@ def jobs():
             wait_for(job.job_id, ("cancelled", "failed", "interrupted"))
 
 
+def test_train_page_submits_the_whole_recipe_and_shows_the_log(data_dir, jobs):
+    at = open_page("train", data_dir=str(data_dir))
+    at.button_group(key="train_dataset").set_value("cifar10").run()
+    at.number_input[0].set_value(30)
+    at.number_input[1].set_value(8)
+    at.selectbox[1].set_value("cpu")
+    at.selectbox(key="optimizer-cifar10-lenet5").set_value("adam")
+    at.selectbox(key="schedule-cifar10-lenet5").set_value("cosine")
+    at.number_input(key="wd-cifar10-lenet5").set_value(0.0)
+    at.number_input(key="ls-cifar10-lenet5").set_value(0.2)
+    at.selectbox(key="augment-cifar10-lenet5").set_value("none")
+    at.button[0].click().run()
+    assert not at.exception
+    [job] = jobs.jobs()
+    recipe = job.config.recipe
+    assert (recipe.optimizer, recipe.schedule, recipe.weight_decay, recipe.label_smoothing, recipe.augment) == (
+        "adam", "cosine", 0.0, 0.2, "none")
+    wait_for(job.job_id, ("running",))
+    at.run()
+    assert any(e.label == "Log" for e in at.expander)
+    [log] = [c.value for c in at.code]  # the trainer's output so far (it grows), or the placeholder
+    assert log == "(nothing logged yet)" or log.splitlines()[0] in jobs.log_tail(job.job_id, lines=1000)
+
+
 def test_train_page_launches_cancels_and_resumes_a_background_job(data_dir, jobs):
     at = open_page("train", data_dir=str(data_dir))
     job_id = submit_cifar_job(at, epochs=30, batch_size=8)  # long enough to be caught running
