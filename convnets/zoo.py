@@ -39,9 +39,13 @@ class Entry:
 ENTRIES = [
     Entry("lenet5", "mnist", (("epochs", 5), ("lr", 0.1))),
     Entry("ref_lenet_mnist", "mnist", (("epochs", 5),)),
-    Entry("resnet20", "cifar10", (("epochs", 10), ("lr", 0.2))),  # a CPU-sized recipe: ~1 h on 2 cores
+    Entry("resnet20", "cifar10", (("epochs", 20), ("lr", 0.2))),  # a CPU-sized recipe: ~80 min on 2 quiet cores
     Entry("lenet5", "cifar10", (("epochs", 20),)),
-    Entry("ref_lenet", "cifar10", (("epochs", 5), ("label_smoothing", 0.1), ("weight_decay", 5e-4))),
+    # The study's own optimiser (Adam) and no augmentation, as in its notebook, on one cycle over a quarter of its
+    # 20 epochs; SGD with crop-flip reached only 62.0 % in those 5 epochs.
+    Entry("ref_lenet", "cifar10", (("epochs", 5), ("optimizer", "adam"), ("lr", 2e-3), ("batch_size", 64),
+                                   ("weight_decay", 0.0), ("label_smoothing", 0.1), ("augment", "none"),
+                                   ("normalize", "channel"))),
     Entry("ref_vgg_mnist", "mnist", (("epochs", 8), ("augment", "shift"))),
     Entry("ref_vgg", "cifar10", (("epochs", 40),), cpu_friendly=False),
     Entry("ref_allcnn", "cifar10", (("epochs", 40),), cpu_friendly=False),
@@ -89,7 +93,15 @@ def build(
         run, _ = train_run(config, store=store, data_dir=data_dir, device=device, progress=progress,
                            command=reproduce_command(config, data_dir))
         _ship(run, zoo_dir, datamod.load(entry.dataset, data_dir), pick_device(device))
+        _drop_superseded(zoo_dir, config)
     return write_results(zoo_dir)
+
+
+def _drop_superseded(zoo_dir: Path, config: RunConfig) -> None:
+    """When an entry's pinned recipe changes, its new run replaces the old one: one run per entry."""
+    for path in (zoo_dir / "runs").glob(f"{config.model}-{config.dataset}-*"):
+        if path.name != config.run_id:
+            shutil.rmtree(path)
 
 
 def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) -> None:

@@ -22,7 +22,12 @@ def tiny_zoo(monkeypatch, tmp_path):
 
 
 def test_build_ships_half_precision_runs_and_a_results_table(tiny_zoo, data_dir, capsys):
+    superseded, other = tiny_zoo / "runs" / "lenet5-cifar10-0123456789", tiny_zoo / "runs" / "lenet5-mnist-0123456789"
+    superseded.mkdir(parents=True)  # the run of an earlier pinned recipe for the same entry
+    other.mkdir()
     rows = zoo.build(["lenet5"], data_dir=str(data_dir), device="cpu", zoo_dir=tiny_zoo)
+    assert not superseded.exists() and other.exists()
+    other.rmdir()
     shipped, missing = rows
     assert shipped["shipped"] and not missing["shipped"]
     assert shipped["data_copy"] == "jpeg" and shipped["official_equivalent"] == pytest.approx(
