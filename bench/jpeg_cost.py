@@ -57,9 +57,9 @@ def encode(images: torch.Tensor, quality: int) -> list[bytes]:
     return out
 
 
-def decode(files: list[bytes]) -> torch.Tensor:
-    return torch.from_numpy(np.stack([np.asarray(Image.open(io.BytesIO(f)).convert("RGB")) for f in files])
-                            ).permute(0, 3, 1, 2)
+def recompress(images: torch.Tensor, quality: int) -> torch.Tensor:
+    """The images after one more JPEG pass at `quality`, decoded by the loader's own decoder."""
+    return datamod._decode_images([(f, 0, f"image {i}") for i, f in enumerate(encode(images, quality))]).images
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -68,17 +68,21 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(255.0**2 / mse)
 
 
-def median_psnr(images: torch.Tensor, quality: int) -> float:
-    return psnr(images, decode(encode(images, quality))).median().item()
+def matched_quality(images: torch.Tensor, target: float = FIRST_PASS_PSNR) -> tuple[int, float]:
+    """The JPEG quality whose re-compression of `images` lands closest to `target` dB median PSNR, and that PSNR."""
+    found: dict[int, float] = {}
 
+    def median_psnr(quality: int) -> float:
+        if quality not in found:
+            found[quality] = psnr(images, recompress(images, quality)).median().item()
+        return found[quality]
 
-def matched_quality(images: torch.Tensor, target: float = FIRST_PASS_PSNR) -> int:
-    """The JPEG quality whose re-compression of `images` lands closest to `target` dB median PSNR."""
     lo, hi = 1, 95
     while lo < hi:  # PSNR grows with quality: find the lowest quality at or above the target
         mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if median_psnr(images, mid) < target else (lo, mid)
-    return min((max(lo - 1, 1), lo), key=lambda q: abs(median_psnr(images, q) - target))
+        lo, hi = (mid + 1, hi) if median_psnr(mid) < target else (lo, mid)
+    best = min((max(lo - 1, 1), lo), key=lambda q: abs(median_psnr(q) - target))
+    return best, found[best]
 
 
 def write_pack(data: datamod.Dataset, quality: int, root: Path) -> Path:
@@ -114,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CONVNETS_HOME"] = str(Path(tmp) / "home")  # decoded caches of the variants stay in here
         copy = datamod.load("cifar10", args.data_dir)
         sample = copy.test.images[:2000]
-        matched = matched_quality(sample)
-        distortion = {q: median_psnr(sample, q) for q in (COPY_QUALITY, matched)}
-        unchanged = (decode(encode(sample, COPY_QUALITY)) == sample).flatten(1).all(1).float().mean().item()
+        matched, matched_psnr = matched_quality(sample)
+        again = recompress(sample, COPY_QUALITY)
+        distortion = {COPY_QUALITY: psnr(sample, again).median().item(), matched: matched_psnr}
+        unchanged = (again == sample).flatten(1).all(1).float().mean().item()
         variants = {"copy": args.data_dir, "matched": str(write_pack(copy, matched, Path(tmp) / "matched"))}
         say(f"{args.model}, recipe {recipe}, seeds {args.seeds}, {describe_device(device)}")
         say(f"re-compressing the copy at its own quality {COPY_QUALITY}: median PSNR {distortion[COPY_QUALITY]:.1f} "
