@@ -302,9 +302,9 @@ VARIANTS = {
 
 
 def measure(name: str, plan: Plan, root: Path, device: torch.device, rounds: int, workers: int, compile: bool,
-            variants: list[str], log: Callable[[str], None]) -> dict:
+            variants: list[str], log: Callable[[str], None], profile: bool = False) -> dict:
     """Interleaved rounds of the engine (and its variants) and the baseline for one model: median rates and
-    the median of the per-round ratios to the baseline."""
+    the median of the per-round ratios to the baseline; with `profile`, where the engine's step time goes."""
     spec = get_model(name)
     recipe = spec.recipes[plan.dataset].replace(batch_size=plan.batch_size)
     data = datamod.load(plan.dataset, root, cache_dir=root / "cache")
@@ -341,6 +341,10 @@ def measure(name: str, plan: Plan, root: Path, device: torch.device, rounds: int
             cpu_ratios = [b.cpu_ms_per_image / a.cpu_ms_per_image for a, b in zip(values, base)]
             row[f"{prefix}ratio"] = round(statistics.median(ratios), 3)
             row[f"{prefix}cpu_ratio"] = round(statistics.median(cpu_ratios), 3)
+    if profile:
+        row["profile"] = profile_engine(sides["engine"], plan.steps)
+        log(f"  {name} engine step, share of CPU time: " + ", ".join(
+            f"{group} {share:.0%}" for group, share in row["profile"].items()))
     return row
 
 
@@ -357,15 +361,10 @@ PROFILE_GROUPS = (
 )
 
 
-def profile_engine(name: str, plan: Plan, root: Path, steps: int) -> dict[str, float]:
+def profile_engine(engine: Engine, steps: int) -> dict[str, float]:
     """Shares of an engine step's CPU time by kind of work (CPU only: the device's kernels are named otherwise)."""
     from torch.profiler import ProfilerActivity, profile
 
-    spec = get_model(name)
-    recipe = spec.recipes[plan.dataset].replace(batch_size=plan.batch_size)
-    engine = Engine(spec.build(plan.dataset), datamod.load(plan.dataset, root, cache_dir=root / "cache"), recipe,
-                    torch.device("cpu"), compile=False)
-    engine.run(plan.warmup, 1)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         engine.run(0, steps)
     totals = dict.fromkeys([g for g, _ in PROFILE_GROUPS] + ["other"], 0.0)
@@ -448,11 +447,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"writing {need} synthetic {dataset} training images in {root}")
             (write_mnist_idx if dataset == "mnist" else write_cifar_jpeg)(root, need)
         for name, plan in chosen.items():
-            rows.append(measure(name, plan, root, device, args.rounds, workers, args.compile, args.variants, log))
-            if args.profile:
-                rows[-1]["profile"] = profile_engine(name, plan, root, plan.steps)
-                log(f"  {name} engine step, share of CPU time: " + ", ".join(
-                    f"{group} {share:.0%}" for group, share in rows[-1]["profile"].items()))
+            rows.append(measure(name, plan, root, device, args.rounds, workers, args.compile, args.variants, log,
+                                args.profile))
     result = {
         "device": describe_device(device), "date": datetime.date.today().isoformat(),
         "load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
