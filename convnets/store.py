@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import RunConfig
@@ -84,9 +85,20 @@ class Run:
             return {"state": "damaged", "error": str(e)}
         if status.get("state") in ("running", "queued") and not self.is_locked():
             status = {**status, "state": "interrupted"}
-        if status.get("state") == FINISHED and not (self.path / "model.safetensors").is_file():
-            status = {**status, "state": "damaged", "error": "the finished run has no model.safetensors"}
+        if status.get("state") == FINISHED and (problem := self._weights_problem()):
+            status = {**status, "state": "damaged", "error": problem}
         return status
+
+    def _weights_problem(self) -> str | None:
+        """Why the final weights cannot load, read from the header alone so that listings stay cheap."""
+        path = self.path / "model.safetensors"
+        if not path.is_file():
+            return "the finished run has no model.safetensors"
+        try:  # the header must name tensors that fill the file exactly: a truncated copy fails here
+            with safe_open(path, "pt"):
+                return None
+        except (OSError, SafetensorError) as e:
+            return f"run {self.run_id} has an unreadable model file ({e})"
 
     @property
     def finished(self) -> bool:

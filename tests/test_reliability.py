@@ -236,6 +236,15 @@ def test_interrupted_run_with_a_damaged_history_trains_again(data_dir):
     assert not cached and again.finished and len(again.history()) == EPOCHS
 
 
+def test_finished_run_with_truncated_weights_trains_again(data_dir, twins):
+    config = config_from_args(build_parser().parse_args([*TRAIN, "--data-dir", str(data_dir)]))
+    run, _ = train_run(config, data_dir=str(data_dir), device="cpu")
+    (run.path / "model.safetensors").write_bytes((run.path / "model.safetensors").read_bytes()[:-1])
+    assert run.status()["state"] == "damaged"
+    again, cached = train_run(config, data_dir=str(data_dir), device="cpu")
+    assert not cached and again.finished and weights_equal(again.path, twins.run_path)
+
+
 # --- damaged store --------------------------------------------------------------------------------------
 
 
@@ -257,10 +266,11 @@ def test_damaged_run_files_degrade_and_the_rest_load(twins, home, capsys):
     by_name = {name: store.require(path.name) for name, path in runs.items()}
     states = {name: run.summary()["state"] for name, run in by_name.items()}
     assert states == {"intact": "finished", "history": "damaged", "history-shape": "damaged",
-                      "evaluation": "damaged", "status": "damaged", "model": "finished", "model-tensors": "finished",
+                      "evaluation": "damaged", "status": "damaged", "model": "damaged", "model-tensors": "finished",
                       "resume": "interrupted"}
     assert "history.json" in by_name["history"].summary()["error"]
     assert "evaluation.json" in by_name["evaluation"].summary()["error"]
+    assert "unreadable model file" in by_name["model"].summary()["error"]  # truncated: caught when listed
     assert by_name["resume"].load_resume() is None
     for name in ("model", "model-tensors"):
         with pytest.raises(ConvnetsError, match="model file"):
