@@ -282,6 +282,7 @@ def baseline_transform(recipe: Recipe, dataset: str, mean: torch.Tensor, std: to
     size = datamod.SHAPES[dataset][1]
     augment = {
         "crop-flip": [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()],
+        "flip": [T.RandomHorizontalFlip()],
         "shift": [T.RandomCrop(size, padding=2)],
         "none": [],
     }[recipe.augment]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 DATASETS = ("mnist", "cifar10")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "cosine", "constant")
-AUGMENTATIONS = ("crop-flip", "shift", "none")  # shift: translations only (digits must not be mirrored)
+AUGMENTATIONS = ("crop-flip", "flip", "shift", "none")  # shift: translations only (digits must not be mirrored)
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Recipe:
     label_smoothing: float = 0.0
     schedule: str = "onecycle"  # onecycle | cosine | constant
     warmup: float = 0.2  # fraction of the steps spent warming up (onecycle)
-    augment: str = "crop-flip"  # crop-flip | shift | none
+    augment: str = "crop-flip"  # crop-flip | flip | shift | none
     normalize: str = "channel"  # channel (per-channel mean/std) | pixel (mean/std image) | unit (/255)
 
     def replace(self, **changes) -> Recipe:

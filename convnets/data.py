@@ -288,7 +288,8 @@ def _download(dataset: str, root: Path) -> None:
 # --- on-device batches --------------------------------------------------------------------------------
 
 
-AUGMENT_PAD = {"crop-flip": 4, "shift": 2}
+AUGMENT_PAD = {"crop-flip": 4, "flip": 0, "shift": 2}
+MIRRORED = ("crop-flip", "flip")
 
 
 def batches(
@@ -327,12 +328,12 @@ def _draw(kind: str, n: int, generator: torch.Generator | None) -> torch.Tensor:
     """Per image: row shift, column shift, flip (0/1)."""
     pad = AUGMENT_PAD[kind]
     shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
-    flips = (torch.rand(n, generator=generator) < 0.5) if kind == "crop-flip" else torch.zeros(n, dtype=torch.bool)
+    flips = (torch.rand(n, generator=generator) < 0.5) if kind in MIRRORED else torch.zeros(n, dtype=torch.bool)
     return torch.cat([shifts, flips[:, None].long()], 1)
 
 
 def _augment(x: torch.Tensor, kind: str, draws: torch.Tensor) -> torch.Tensor:
-    """Random translation (zero padding, as RandomCrop(padding=...)) and, for crop-flip, horizontal flips."""
+    """Random translation (zero padding, as RandomCrop(padding=...)) and, for the MIRRORED kinds, horizontal flips."""
     pad = AUGMENT_PAD[kind]
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))

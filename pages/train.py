@@ -145,8 +145,8 @@ with st.form("train"):
         label_smoothing = more[3].number_input("Label smoothing", min_value=0.0, max_value=0.5,
                                                value=recipe.label_smoothing, step=0.05, key=f"ls-{key}")
         augment = more[4].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(recipe.augment),
-                                    help="crop-flip: random 4-pixel shifts and mirroring; shift: 2-pixel shifts "
-                                    "only (for digits)", key=f"augment-{key}")
+                                    help="crop-flip: random 4-pixel shifts and mirroring; flip: mirroring only; "
+                                    "shift: 2-pixel shifts only (for digits)", key=f"augment-{key}")
     if st.form_submit_button("Train", type="primary", icon=":material/play_arrow:"):
         settings = {"epochs": int(epochs), "batch-size": int(batch_size), "lr": lr, "seed": int(seed),
                     "optimizer": optimizer, "schedule": schedule, "weight-decay": weight_decay,

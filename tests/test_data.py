@@ -106,17 +106,19 @@ def test_batches_cover_the_split_once_and_are_reproducible(data_dir):
     assert all(torch.equal(a, b) for a, b in zip(labels, again))
 
 
-def test_crop_flip_translates_and_mirrors():
+@pytest.mark.parametrize("kind, pad, variants", [("crop-flip", 4, 9 * 9 * 2), ("flip", 0, 2), ("shift", 2, 5 * 5)])
+def test_augmentations_translate_and_mirror_as_named(kind, pad, variants):
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).reshape(2, 3, 8, 8)
-    out = datamod._augment(x, "crop-flip", datamod._draw("crop-flip", 2, torch.Generator().manual_seed(0)))
+    out = datamod._augment(x, kind, datamod._draw(kind, 2, torch.Generator().manual_seed(0)))
     assert out.shape == x.shape and out.dtype == torch.uint8
-    for i in range(2):  # each output is a shifted (zero-padded), possibly mirrored window of its input
-        padded = torch.nn.functional.pad(x[i], (4, 4, 4, 4))
-        windows = [padded[:, r : r + 8, c : c + 8] for r in range(9) for c in range(9)]
-        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(2)) for w in windows)
-    draws = datamod._draw("crop-flip", 100, torch.Generator().manual_seed(0))
-    many = datamod._augment(x.repeat(50, 1, 1, 1), "crop-flip", draws)
-    assert len({m.numpy().tobytes() for m in many}) > 20  # the shifts really vary
+    for i in range(2):  # each output is a shifted (zero-padded) window of its input, mirrored only if allowed
+        padded = torch.nn.functional.pad(x[i], (pad, pad, pad, pad))
+        windows = [padded[:, r : r + 8, c : c + 8] for r in range(2 * pad + 1) for c in range(2 * pad + 1)]
+        mirrored = [w.flip(2) for w in windows] if kind in datamod.MIRRORED else []
+        assert any(torch.equal(out[i], w) for w in windows + mirrored)
+    draws = datamod._draw(kind, 3000, torch.Generator().manual_seed(0))
+    many = datamod._augment(x[:1].repeat(3000, 1, 1, 1), kind, draws)
+    assert len({m.numpy().tobytes() for m in many}) == variants  # every shift (and mirror) occurs, nothing else
 
 
 def test_channel_and_pixel_stats(data_dir):
