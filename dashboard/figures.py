@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,11 +31,15 @@ def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str) -> 
     several = frame["Dataset"].nunique() > 1
     fig = px.scatter(
         frame, x=x, y=OFFICIAL, color="Model", symbol="Data", log_x=log_x,
-        facet_col="Dataset" if several else None,
+        facet_col="Dataset" if several else None, facet_col_spacing=0.06,
         hover_data={"Run": True, "Test acc. %": ":.2f", OFFICIAL: ":.2f", "Epochs": True, "Params": ":,"},
         labels={x: x_title, OFFICIAL: "test accuracy, ≈ official (%)"},
     )
     fig.update_traces(marker={"size": 12, "line": {"width": 1, "color": "white"}})
+    # Room beyond the extreme points, so that no marker sits on a panel's edge beside the next panel's labels.
+    low, high = frame[x].min(), frame[x].max()
+    if low > 0:  # False for NaN too: no figure to frame then
+        fig.update_xaxes(range=[math.log10(low / 1.6), math.log10(high * 1.6)] if log_x else [0, high * 1.1])
     if several:  # MNIST and CIFAR-10 accuracies are far apart: give each panel its own scale
         fig.update_yaxes(matches=None, showticklabels=True)
         fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))

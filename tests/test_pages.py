@@ -1,10 +1,12 @@
 """Every dashboard page under Streamlit's AppTest, with an empty store and with a store of real tiny runs."""
 
 import io
+import math
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -13,6 +15,8 @@ from ui_helpers import FAILED_ERROR, built_store, copy_runs  # noqa: F401 - buil
 from convnets.jobs import ACTIVE, JobManager
 from convnets.models import get_model
 from convnets.store import RunStore
+from dashboard import figures
+from dashboard.tables import OFFICIAL
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 RESULT_PAGES = ["leaderboard", "curves", "errors", "draw", "photo"]
@@ -79,11 +83,25 @@ def test_leaderboard_shows_every_finished_run_beside_the_published_figures(store
     row = board[board["Run"] == mnist["run_id"]].iloc[0]
     assert row["Paper %"] == pytest.approx(99.05)
     assert row["Δ paper"] == pytest.approx(100 * mnist["test_accuracy"] - 99.05, abs=0.01)
-    assert f"{cifar['test_accuracy']:.2%}" in [m.value for m in at.metric]
-    assert "JPEG copy" in texts(at)
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Best on CIFAR-10"] == f"{cifar['test_accuracy']:.2%}"
+    assert f"**lenet5** · JPEG copy · ≈ {100 * cifar['test_accuracy'] + 3.3:.2f}% official" in texts(at)
+    assert "· official data" in texts(at)  # the MNIST card
     assert at.download_button[0].label == "Download CSV"
     stragglers = at.dataframe[1].value
     assert list(stragglers["State"]) == ["failed"] and stragglers["Error"][0] == FAILED_ERROR
+
+
+def test_accuracy_charts_leave_room_beyond_the_extreme_points():
+    board = pd.DataFrame({"Model": ["a", "b", "c"], "Data": ["JPEG copy", "JPEG copy", "official"],
+                          "Dataset": ["cifar10", "cifar10", "mnist"], "Run": ["r1", "r2", "r3"],
+                          "Test acc. %": [60.0, 80.0, 99.0], OFFICIAL: [63.3, 83.3, 99.0], "Epochs": [1, 2, 3],
+                          "Params": [62_000, 2_168_362, 870_000], "Train s": [10.0, 900.0, 50.0]})
+    by_size = figures.accuracy_scatter(board, "Params", True, "parameters")
+    low, high = by_size.layout.xaxis.range
+    assert low < math.log10(62_000) - 0.1 and high > math.log10(2_168_362) + 0.1
+    by_time = figures.accuracy_scatter(board, "Train s", False, "seconds")
+    assert by_time.layout.xaxis.range[0] == 0 and by_time.layout.xaxis.range[1] > 900 * 1.05
 
 
 def test_leaderboard_filters_by_the_sidebar_dataset(store):
