@@ -59,7 +59,7 @@ def encode(images: torch.Tensor, quality: int) -> list[bytes]:
 
 def recompress(images: torch.Tensor, quality: int) -> torch.Tensor:
     """The images after one more JPEG pass at `quality`, decoded by the loader's own decoder."""
-    return datamod._decode_images([(f, 0, f"image {i}") for i, f in enumerate(encode(images, quality))]).images
+    return datamod.decode_images([(f, 0, f"image {i}") for i, f in enumerate(encode(images, quality))]).images
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

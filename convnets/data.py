@@ -216,7 +216,7 @@ def _decode_cifar_folder(root: Path, split: str) -> Split:
             f"{', '.join(found) or 'none'}"
         )
     files = [(f, label) for label, c in enumerate(classes) for f in sorted((folder / c).iterdir()) if f.is_file()]
-    return _decode_images([(f.read_bytes(), label, f) for f, label in files])
+    return decode_images([(f.read_bytes(), label, f) for f, label in files])
 
 
 def _decode_cifar_pack(pack: Path, split: str) -> Split:
@@ -226,10 +226,11 @@ def _decode_cifar_pack(pack: Path, split: str) -> Split:
     except (OSError, KeyError, ValueError) as e:
         raise ConvnetsError(f"{pack} is not a readable CIFAR-10 pack ({e})") from None
     items = [(blob[off[i] : off[i + 1]].tobytes(), int(labels[i]), f"{pack}[{split} {i}]") for i in range(len(labels))]
-    return _decode_images(items)
+    return decode_images(items)
 
 
-def _decode_images(items: list[tuple[bytes, int, object]]) -> Split:
+def decode_images(items: list[tuple[bytes, int, object]]) -> Split:
+    """(encoded image, label, where) items as a split; shared with bench/jpeg_cost.py so it decodes as training does."""
     if not items:
         raise ConvnetsError("the CIFAR-10 image folder holds no images")
     images = np.empty((len(items), 32, 32, 3), np.uint8)
@@ -288,8 +289,8 @@ def _download(dataset: str, root: Path) -> None:
 # --- on-device batches --------------------------------------------------------------------------------
 
 
-AUGMENT_PAD = {"crop-flip": 4, "flip": 0, "shift": 2}
-MIRRORED = ("crop-flip", "flip")
+# kind -> (pixels of random translation, mirrored?); "none" is the absence of an entry
+AUGMENTS = {"crop-flip": (4, True), "flip": (0, True), "shift": (2, False)}
 
 
 def batches(
@@ -326,15 +327,15 @@ def batches(
 
 def _draw(kind: str, n: int, generator: torch.Generator | None) -> torch.Tensor:
     """Per image: row shift, column shift, flip (0/1)."""
-    pad = AUGMENT_PAD[kind]
+    pad, mirrored = AUGMENTS[kind]
     shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
-    flips = (torch.rand(n, generator=generator) < 0.5) if kind in MIRRORED else torch.zeros(n, dtype=torch.bool)
+    flips = (torch.rand(n, generator=generator) < 0.5) if mirrored else torch.zeros(n, dtype=torch.bool)
     return torch.cat([shifts, flips[:, None].long()], 1)
 
 
 def _augment(x: torch.Tensor, kind: str, draws: torch.Tensor) -> torch.Tensor:
-    """Random translation (zero padding, as RandomCrop(padding=...)) and, for the MIRRORED kinds, horizontal flips."""
-    pad = AUGMENT_PAD[kind]
+    """Random translation (zero padding, as RandomCrop(padding=...)) and, for the mirrored kinds, horizontal flips."""
+    pad = AUGMENTS[kind][0]
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     rows = (torch.arange(h, device=x.device)[None, :] + draws[:, 0:1])[:, None, :, None]

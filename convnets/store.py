@@ -98,7 +98,10 @@ class Run:
             with safe_open(path, "pt"):
                 return None
         except (OSError, SafetensorError) as e:
-            return f"run {self.run_id} has an unreadable model file ({e})"
+            return self._unreadable(e)
+
+    def _unreadable(self, error: Exception) -> str:
+        return f"run {self.run_id} has an unreadable model file ({error})"
 
     @property
     def finished(self) -> bool:
@@ -168,7 +171,7 @@ class Run:
         try:  # a truncated file, or one holding the wrong tensors
             model = build_classifier(config, load_file(self.path / "model.safetensors", device=str(device)))
         except Exception as e:
-            raise ConvnetsError(f"run {self.run_id} has an unreadable model file ({e})") from None
+            raise ConvnetsError(self._unreadable(e)) from None
         return model.to(device).eval()
 
     def load_resume(self) -> dict | None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from convnets import config
 from convnets import data as datamod
 from convnets.errors import ConvnetsError
 
@@ -106,6 +107,10 @@ def test_batches_cover_the_split_once_and_are_reproducible(data_dir):
     assert all(torch.equal(a, b) for a, b in zip(labels, again))
 
 
+def test_every_augmentation_offered_is_implemented():
+    assert set(datamod.AUGMENTS) | {"none"} == set(config.AUGMENTATIONS)
+
+
 @pytest.mark.parametrize("kind, pad, variants", [("crop-flip", 4, 9 * 9 * 2), ("flip", 0, 2), ("shift", 2, 5 * 5)])
 def test_augmentations_translate_and_mirror_as_named(kind, pad, variants):
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).reshape(2, 3, 8, 8)
@@ -114,7 +119,7 @@ def test_augmentations_translate_and_mirror_as_named(kind, pad, variants):
     for i in range(2):  # each output is a shifted (zero-padded) window of its input, mirrored only if allowed
         padded = torch.nn.functional.pad(x[i], (pad, pad, pad, pad))
         windows = [padded[:, r : r + 8, c : c + 8] for r in range(2 * pad + 1) for c in range(2 * pad + 1)]
-        mirrored = [w.flip(2) for w in windows] if kind in datamod.MIRRORED else []
+        mirrored = [w.flip(2) for w in windows] if datamod.AUGMENTS[kind][1] else []
         assert any(torch.equal(out[i], w) for w in windows + mirrored)
     draws = datamod._draw(kind, 3000, torch.Generator().manual_seed(0))
     many = datamod._augment(x[:1].repeat(3000, 1, 1, 1), kind, draws)
