@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     z = sub.add_parser("zoo", help="train (or reuse) the shipped zoo's entries and write its results table")
     z.add_argument("--only", nargs="+", metavar="NAME", help="model or model/dataset names")
-    z.add_argument("--cpu-friendly", action="store_true", help="only the entries that train in minutes on a CPU")
+    z.add_argument("--cpu-friendly", action="store_true", help="only the entries sized for a CPU (up to hours)")
     _common(z, device=True, data=True)
     return p
 

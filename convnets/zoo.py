@@ -29,7 +29,7 @@ class Entry:
     model: str
     dataset: str
     overrides: tuple[tuple[str, object], ...] = ()  # pinned changes to the model's default recipe
-    cpu_friendly: bool = True  # trains in minutes (not hours) on a 2-core CPU
+    cpu_friendly: bool = True  # trained on 2 CPU cores (minutes to a few hours); the others need a GPU
 
     def config(self, data_copy: str) -> RunConfig:
         recipe = get_model(self.model).recipes[self.dataset].replace(**dict(self.overrides))
