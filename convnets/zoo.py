@@ -39,7 +39,9 @@ class Entry:
 ENTRIES = [
     Entry("lenet5", "mnist", (("epochs", 5), ("lr", 0.1))),
     Entry("ref_lenet_mnist", "mnist", (("epochs", 5),)),
-    Entry("resnet20", "cifar10", (("epochs", 30),)),  # a CPU-sized recipe: ~2 h on 2 quiet cores
+    # The paper's regularisation (weight decay 1e-4, no label smoothing) on one cycle of 60 epochs (~4 h on 2 quiet
+    # cores): 91.0 % train, 85.04 % test. With wd 5e-4 and smoothing 0.1 over 30 epochs it under-fitted (87.4 / 84.6 %).
+    Entry("resnet20", "cifar10", (("epochs", 60), ("weight_decay", 1e-4), ("label_smoothing", 0.0))),
     Entry("lenet5", "cifar10", (("epochs", 20),)),
     # The study's own optimiser (Adam) on one cycle over a quarter of its 20 epochs, with mirroring (the notebook
     # had no augmentation: 76.34 % that way); SGD with crop-flip reached only 62.0 % in those 5 epochs.
