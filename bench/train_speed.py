@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import copy
 import datetime
 import json
 import math
@@ -49,9 +48,9 @@ from torch.utils.data import DataLoader
 import convnets  # noqa: F401 - the package's environment settings (OMP_WAIT_POLICY) apply to both sides
 from convnets import data as datamod
 from convnets import train as trainmod
-from convnets.config import Recipe
+from convnets.config import Recipe, RunConfig
 from convnets.models import get_model, models_for
-from convnets.train import Normalize, _make_step, describe_device, input_stats, lr_at, make_optimizer, pick_device
+from convnets.train import Trainer, describe_device, pick_device
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ CPU_PLANS = {
     "ref_lenet": Plan("cifar10", 5, 1),
     "resnet9": Plan("cifar10", 2, 1, batch_size=32),
 }
-GPU_STEPS, GPU_WARMUP = 60, 15
+GPU_STEPS, GPU_WARMUP = 200, 20
 TRAIN_FILES_MIN = 2560
 
 
@@ -105,6 +104,21 @@ def write_cifar_jpeg(root: Path, n_train: int, n_test: int = 100, seed: int = 0)
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(math.ceil(n / 10)):
                 Image.fromarray(_photo(rng)).save(folder / f"{i:04d}.jpg", "JPEG", quality=75)
+    return base
+
+
+def write_real_cifar_jpeg(root: Path, data_dir: str, n_train: int, n_test: int = 100, seed: int = 0) -> Path:
+    """The same ImageFolder made of real files of the CIFAR-10 JPEG copy in `data_dir` (a random n_train of the
+    training files, byte for byte), so that both sides decode what real training decodes."""
+    source = datamod.find_source("cifar10", data_dir)
+    base = root / datamod.JPEG_DIR
+    for split, n in (("train", n_train), ("test", n_test)):
+        items = datamod.encoded_images(source, split)
+        for i in np.random.default_rng(seed).permutation(len(items))[:n]:
+            blob, label, _ = items[i]
+            folder = base / split / datamod.CLASSES["cifar10"][label]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i:05d}.jpg").write_bytes(blob)
     return base
 
 
@@ -173,40 +187,36 @@ class Clock:
 
 
 class Engine:
-    """The convnets engine's steady-state training loop, made of its own functions."""
+    """The convnets engine's own training epoch (`convnets.train.Trainer`), timed after its warm-up steps."""
 
-    def __init__(self, net: nn.Module, data: datamod.Dataset, recipe: Recipe, device: torch.device, compile: bool,
-                 channels_last: str | None = None):
-        """`channels_last` "1" or "0" sets the engine's own switch (CONVNETS_CHANNELS_LAST) for this engine."""
+    def __init__(self, name: str, dataset: str, data: datamod.Dataset, recipe: Recipe, device: torch.device,
+                 compile: bool | None, channels_last: str | None = None):
+        """`channels_last` "1" or "0" sets the engine's own switch (CONVNETS_CHANNELS_LAST) for this engine;
+        `compile` None is the engine's default (CUDA graphs on a CUDA GPU, eager elsewhere)."""
         self.recipe, self.device = recipe, device
         self.train = data.train.to(device)
-        model = nn.Sequential(Normalize(*input_stats(recipe, data.train)), net).to(device)
         with _env("CONVNETS_CHANNELS_LAST", channels_last or os.environ.get("CONVNETS_CHANNELS_LAST")):
-            if trainmod.use_channels_last(device):
-                model = model.to(memory_format=torch.channels_last)
-            self.optimizer = make_optimizer(model, recipe, device)
-            self.step = _make_step(model, self.optimizer, recipe, device, compile)
-        self.model, self.rounds = model, 0
+            self.trainer = Trainer(RunConfig(name, dataset, recipe), data.train, device, compile=compile)
+        self.compile_seconds = self.trainer.warm_up(self.train)  # compiling is set-up, not training throughput
+        self.rounds = 0
 
     def run(self, warmup: int, steps: int) -> Sample:
-        """Throughput over `steps` steps after `warmup` untimed ones."""
-        self.model.train()
+        """Throughput over `steps` steps after `warmup` untimed ones: one engine epoch over exactly that many
+        batches, with the clock started from the engine's own per-step callback."""
         self.rounds += 1
-        gen = torch.Generator().manual_seed(self.rounds)
-        batches = datamod.batches(self.train, self.recipe.batch_size, augment=self.recipe.augment, shuffle=True,
-                                  generator=gen)
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        n = (warmup + steps) * self.recipe.batch_size
+        idx = torch.arange(n, device=self.device) % len(self.train)  # images repeat where the set is smaller
+        split = datamod.Split(self.train.images[idx], self.train.labels[idx])
         clock = Clock(self.device)
-        for i, (x, y) in enumerate(_take(batches, warmup + steps)):
-            if i == warmup:
+
+        def start_at_warmup(step: int, totals: torch.Tensor, seen: int, elapsed: float) -> None:
+            if step == warmup:
                 clock.start()
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr_at(i, 10 * (warmup + steps), self.recipe)
-            loss, hits = self.step(x, y)
-            loss_sum += loss.detach() * len(y)
-            correct += hits
-        (loss_sum / steps).item()  # the engine reads these back at each progress report; this ends the timing
+
+        if warmup == 0:
+            clock.start()
+        epoch = 1 + (self.rounds - 1) % self.recipe.epochs  # a place in the recipe's schedule
+        self.trainer.train_epoch(split, epoch, start_at_warmup)  # ends with the engine's own host sync
         return clock.stop(steps * self.recipe.batch_size)
 
 
@@ -302,10 +312,12 @@ VARIANTS = {
 }
 
 
-def measure(name: str, plan: Plan, root: Path, device: torch.device, rounds: int, workers: int, compile: bool,
-            variants: list[str], log: Callable[[str], None], profile: bool = False) -> dict:
+def measure(name: str, plan: Plan, root: Path, device: torch.device, rounds: int, workers: int,
+            compile: bool | None, variants: list[str], log: Callable[[str], None], profile: bool = False,
+            engine_batches: tuple[int, ...] = ()) -> dict:
     """Interleaved rounds of the engine (and its variants) and the baseline for one model: median rates and
-    the median of the per-round ratios to the baseline; with `profile`, where the engine's step time goes."""
+    the median of the per-round ratios to the baseline; with `profile`, where the engine's step time goes;
+    then the engine alone at each of `engine_batches`, against the baseline's median at the plan's batch."""
     spec = get_model(name)
     recipe = spec.recipes[plan.dataset].replace(batch_size=plan.batch_size)
     data = datamod.load(plan.dataset, root, cache_dir=root / "cache")
@@ -317,10 +329,10 @@ def measure(name: str, plan: Plan, root: Path, device: torch.device, rounds: int
                                   transform=baseline_transform(recipe, "cifar10", mean, std))
     torch.manual_seed(0)
     net = spec.build(plan.dataset)
-    sides: dict[str, Engine | Baseline] = {"engine": Engine(copy.deepcopy(net), data, recipe, device, compile)}
+    sides: dict[str, Engine | Baseline] = {"engine": Engine(name, plan.dataset, data, recipe, device, compile)}
     for v in variants:
-        sides[f"engine {v}"] = Engine(copy.deepcopy(net), data, recipe, device, **VARIANTS[v])
-    sides["baseline"] = Baseline(copy.deepcopy(net), dataset, recipe, device, workers)
+        sides[f"engine {v}"] = Engine(name, plan.dataset, data, recipe, device, **VARIANTS[v])
+    sides["baseline"] = Baseline(net, dataset, recipe, device, workers)  # seed 0: the engine's initial weights
     samples: dict[str, list[Sample]] = {side: [] for side in sides}
     for r in range(rounds):
         for side, runner in sides.items():
@@ -342,8 +354,23 @@ def measure(name: str, plan: Plan, root: Path, device: torch.device, rounds: int
             cpu_ratios = [b.cpu_ms_per_image / a.cpu_ms_per_image for a, b in zip(values, base)]
             row[f"{prefix}ratio"] = round(statistics.median(ratios), 3)
             row[f"{prefix}cpu_ratio"] = round(statistics.median(cpu_ratios), 3)
+    row["engine_compile_seconds"] = sides["engine"].compile_seconds
+    del sides
+    base_rate = row["baseline_images_per_second"]
+    for batch in engine_batches:
+        engine = Engine(name, plan.dataset, data, recipe.replace(batch_size=batch), device, compile)
+        scale = recipe.batch_size / batch  # about the same images per round as at the plan's batch
+        warmup, steps = max(5, round(plan.warmup * scale)), max(20, round(plan.steps * scale))
+        rates = [engine.run(warmup, steps).images_per_second for _ in range(rounds)]
+        rate = statistics.median(rates)
+        row.setdefault("engine_batches", []).append(
+            {"batch_size": batch, "images_per_second": round(rate, 1), "ratio": round(rate / base_rate, 3),
+             "rounds": [round(r, 1) for r in rates], "compile_seconds": engine.compile_seconds})
+        log(f"  {name} engine alone at batch {batch}: {_rate(rate)} img/s, {rate / base_rate:.2f}x the baseline "
+            f"at batch {recipe.batch_size} (compile and capture {engine.compile_seconds:.1f} s)")
+        del engine
     if profile:
-        row["profile"] = profile_engine(sides["engine"], plan.steps)
+        row["profile"] = profile_engine(Engine(name, plan.dataset, data, recipe, device, compile), plan.steps)
         log(f"  {name} engine step, share of CPU time: " + ", ".join(
             f"{group} {share:.0%}" for group, share in row["profile"].items()))
     return row
@@ -420,7 +447,13 @@ def main(argv: list[str] | None = None) -> int:
                         "on the CPU)")
     parser.add_argument("--workers", type=int, help="baseline DataLoader workers (default: 2 on the CPU as in "
                         "PyTorch's CIFAR-10 tutorial, 8 on a GPU)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the engine's model")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the engine's model (default: the engine's own choice, CUDA graphs on "
+                        "a CUDA GPU and eager elsewhere)")
+    parser.add_argument("--engine-batch-sizes", type=int, nargs="+", default=[],
+                        help="then time the engine alone at these batch sizes, against the same baseline")
+    parser.add_argument("--data-dir", help="a CIFAR-10 JPEG copy (folder, pack or scans): both sides read its real "
+                        "files instead of synthetic ones")
     parser.add_argument("--variants", nargs="+", default=[], choices=list(VARIANTS),
                         help="also measure these engine variants in the same interleaved rounds")
     parser.add_argument("--profile", action="store_true", help="also print where the engine's step spends its "
@@ -445,17 +478,22 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in sorted({p.dataset for p in chosen.values()}):
             need = max([TRAIN_FILES_MIN] + [(p.warmup + p.steps + 1) * p.batch_size for p in chosen.values()
                                             if p.dataset == dataset])
-            log(f"writing {need} synthetic {dataset} training images in {root}")
-            (write_mnist_idx if dataset == "mnist" else write_cifar_jpeg)(root, need)
+            if dataset == "cifar10" and args.data_dir:
+                log(f"copying {need} real training files of the CIFAR-10 JPEG copy in {args.data_dir} to {root}")
+                write_real_cifar_jpeg(root, args.data_dir, need)
+            else:
+                log(f"writing {need} synthetic {dataset} training images in {root}")
+                (write_mnist_idx if dataset == "mnist" else write_cifar_jpeg)(root, need)
         for name, plan in chosen.items():
             rows.append(measure(name, plan, root, device, args.rounds, workers, args.compile, args.variants, log,
-                                args.profile))
+                                args.profile, tuple(args.engine_batch_sizes)))
     result = {
         "device": describe_device(device), "date": datetime.date.today().isoformat(),
         "load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "baseline_workers": workers,
         "channels_last": trainmod.use_channels_last(device),
         "compile": args.compile, "variants": args.variants, "rows": rows,
+        "data": "CIFAR-10 JPEG copy (real files)" if args.data_dir else "synthetic files in the real formats",
     }
     log(format_table(rows, result["device"], args.variants))
     log(f"{time.perf_counter() - started:.0f} s in all; load average at the end {os.getloadavg()[0]:.1f}")

@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=SCHEDULES)
     t.add_argument("--augment", choices=AUGMENTATIONS)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model, with CUDA graphs on a GPU (default: on for one CUDA GPU, off "
+                   "elsewhere); --no-compile trains eagerly")
     t.add_argument("--sync-bn", action="store_true", help="under torchrun on GPUs: batch norm over the global batch")
     t.add_argument("--queue", type=Path, help=argparse.SUPPRESS)  # the background jobs' shared queue lock
     _common(t, device=True, data=True)

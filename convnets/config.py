@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 DATASETS = ("mnist", "cifar10")
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("onecycle", "cosine", "constant")
+SCHEDULES = ("onecycle", "onecycle-cos", "cosine", "constant")
 AUGMENTATIONS = ("crop-flip", "flip", "shift", "none")  # shift: translations only (digits must not be mirrored)
 
 
@@ -29,8 +29,8 @@ class Recipe:
     nesterov: bool = True
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
-    schedule: str = "onecycle"  # onecycle | cosine | constant
-    warmup: float = 0.2  # fraction of the steps spent warming up (onecycle)
+    schedule: str = "onecycle"  # onecycle | onecycle-cos | cosine | constant
+    warmup: float = 0.2  # fraction of the steps spent warming up (the one-cycle schedules)
     augment: str = "crop-flip"  # crop-flip | flip | shift | none
     normalize: str = "channel"  # channel (per-channel mean/std) | pixel (mean/std image) | unit (/255)
 

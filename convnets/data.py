@@ -9,10 +9,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import pickle
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,7 @@ MNIST_FILES = {
 }
 JPEG_DIR = "cifar10-jpeg"
 JPEG_PACK = "cifar10-jpeg-pack.npz"
+JPEG_SCANS = "cifar10-jpeg-scans.npz"  # the same JPEG files again: their shared 623-byte header stored once
 
 
 def default_home() -> Path:
@@ -93,7 +96,7 @@ class Source:
 
     dataset: str
     copy: str
-    kind: str  # mnist-idx | cifar-python | cifar-folder | cifar-pack | download
+    kind: str  # mnist-idx | cifar-python | cifar-folder | cifar-pack | cifar-scans | download
     path: Path
 
 
@@ -112,6 +115,8 @@ def find_source(dataset: str, data_dir: Path | str | None = None) -> Source:
         return Source("cifar10", "jpeg", "cifar-folder", root / JPEG_DIR)
     if (root / JPEG_PACK).is_file():
         return Source("cifar10", "jpeg", "cifar-pack", root / JPEG_PACK)
+    if (root / JPEG_SCANS).is_file():
+        return Source("cifar10", "jpeg", "cifar-scans", root / JPEG_SCANS)
     return Source("cifar10", "official", "download", official)
 
 
@@ -129,7 +134,7 @@ def load(dataset: str, data_dir: Path | str | None = None, cache_dir: Path | str
             return Dataset(dataset, source.copy, Split(*blob["train"]), Split(*blob["test"]))
         except Exception:  # a damaged cache file is rebuilt, never trusted
             cached.unlink(missing_ok=True)
-    data = Dataset(dataset, source.copy, *(_DECODERS[source.kind](source.path, split) for split in ("train", "test")))
+    data = Dataset(dataset, source.copy, *(_decode(source, split) for split in ("train", "test")))
     _save_cache(cached, data)
     return data
 
@@ -206,7 +211,16 @@ def _decode_cifar_python(folder: Path, split: str) -> Split:
     return _split(np.concatenate(xs), np.asarray(ys))
 
 
-def _decode_cifar_folder(root: Path, split: str) -> Split:
+def encoded_images(source: Source, split: str) -> list[tuple[bytes, int, object]]:
+    """The (encoded file, label, where) items of a CIFAR-10 JPEG copy's split, in ImageFolder order, whichever of
+    its three forms holds them: also what the benchmarks' usual-loop baselines read their files from."""
+    readers = {"cifar-folder": _folder_items, "cifar-pack": _pack_items, "cifar-scans": _scans_items}
+    if source.kind not in readers:
+        raise ConvnetsError(f"{source.path} holds no encoded CIFAR-10 images ({source.kind})")
+    return readers[source.kind](source.path, split)
+
+
+def _folder_items(root: Path, split: str) -> list[tuple[bytes, int, object]]:
     folder = root / split
     classes = CLASSES["cifar10"]
     found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
@@ -216,17 +230,35 @@ def _decode_cifar_folder(root: Path, split: str) -> Split:
             f"{', '.join(found) or 'none'}"
         )
     files = [(f, label) for label, c in enumerate(classes) for f in sorted((folder / c).iterdir()) if f.is_file()]
-    return decode_images([(f.read_bytes(), label, f) for f, label in files])
+    return [(f.read_bytes(), label, f) for f, label in files]
 
 
-def _decode_cifar_pack(pack: Path, split: str) -> Split:
+def _pack_items(pack: Path, split: str) -> list[tuple[bytes, int, object]]:
+    """The one-file pack: the split's JPEG files concatenated, with offsets."""
+    blob, off, labels = _read_npz(pack, (f"{split}_jpeg", f"{split}_off", f"{split}_y"))
+    return _jpeg_items(pack, split, b"", blob, off, labels)
+
+
+def _scans_items(pack: Path, split: str) -> list[tuple[bytes, int, object]]:
+    """The same files with their common header stored once: header + scan is the JPEG file, byte for byte."""
+    header, blob, off, labels = _read_npz(pack, ("header", f"{split}_scan", f"{split}_off", f"{split}_y"))
+    return _jpeg_items(pack, split, header.tobytes(), blob, off, labels)
+
+
+def _read_npz(pack: Path, keys: tuple[str, ...]) -> list[np.ndarray]:
     try:
         with np.load(pack, allow_pickle=False) as z:
-            blob, off, labels = z[f"{split}_jpeg"], z[f"{split}_off"], z[f"{split}_y"]
+            return [z[k] for k in keys]
     except (OSError, KeyError, ValueError) as e:
         raise ConvnetsError(f"{pack} is not a readable CIFAR-10 pack ({e})") from None
-    items = [(blob[off[i] : off[i + 1]].tobytes(), int(labels[i]), f"{pack}[{split} {i}]") for i in range(len(labels))]
-    return decode_images(items)
+
+
+def _jpeg_items(pack: Path, split: str, header: bytes, blob: np.ndarray, off: np.ndarray,
+                labels: np.ndarray) -> list[tuple[bytes, int, object]]:
+    if len(off) != len(labels) + 1 or (len(off) and off[-1] > len(blob)):
+        raise ConvnetsError(f"{pack} is not a readable CIFAR-10 pack (its {split} offsets do not fit its data)")
+    return [(header + blob[off[i] : off[i + 1]].tobytes(), int(labels[i]), f"{pack}[{split} {i}]")
+            for i in range(len(labels))]
 
 
 def decode_images(items: list[tuple[bytes, int, object]]) -> Split:
@@ -234,15 +266,24 @@ def decode_images(items: list[tuple[bytes, int, object]]) -> Split:
     if not items:
         raise ConvnetsError("the CIFAR-10 image folder holds no images")
     images = np.empty((len(items), 32, 32, 3), np.uint8)
-    for i, (blob, _, where) in enumerate(items):
-        try:
-            with Image.open(io.BytesIO(blob)) as im:
-                pixels = np.asarray(im.convert("RGB"))
-        except Exception as e:
-            raise ConvnetsError(f"{where} is not a readable image ({e})") from None
-        if pixels.shape != (32, 32, 3):
-            raise ConvnetsError(f"{where} is {pixels.shape[1]}×{pixels.shape[0]}, CIFAR-10 images are 32×32")
-        images[i] = pixels
+
+    def decode(chunk: range) -> None:
+        for i in chunk:
+            blob, _, where = items[i]
+            try:
+                with Image.open(io.BytesIO(blob)) as im:
+                    pixels = np.asarray(im.convert("RGB"))
+            except Exception as e:
+                raise ConvnetsError(f"{where} is not a readable image ({e})") from None
+            if pixels.shape != (32, 32, 3):
+                raise ConvnetsError(f"{where} is {pixels.shape[1]}×{pixels.shape[0]}, CIFAR-10 images are 32×32")
+            images[i] = pixels
+
+    # Pillow decodes with the GIL released, so threads divide the minute that 60,000 JPEGs take on one core.
+    workers = min(os.cpu_count() or 1, 16)
+    step = math.ceil(len(items) / workers)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(decode, [range(a, min(a + step, len(items))) for a in range(0, len(items), step)]))
     return _split(images.transpose(0, 3, 1, 2), np.asarray([label for _, label, _ in items]))
 
 
@@ -253,12 +294,13 @@ def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)))
 
 
-_DECODERS = {
-    "mnist-idx": _decode_mnist,
-    "cifar-python": _decode_cifar_python,
-    "cifar-folder": _decode_cifar_folder,
-    "cifar-pack": _decode_cifar_pack,
-}
+_DECODERS = {"mnist-idx": _decode_mnist, "cifar-python": _decode_cifar_python}
+
+
+def _decode(source: Source, split: str) -> Split:
+    if source.kind in _DECODERS:
+        return _DECODERS[source.kind](source.path, split)
+    return decode_images(encoded_images(source, split))
 
 
 def _download(dataset: str, root: Path) -> None:
@@ -301,20 +343,22 @@ def batches(
     shuffle: bool = False,
     generator: torch.Generator | None = None,
     shard: tuple[int, int] | None = None,
+    drop_last: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Float batches (0..255 pixel values) from a device-resident uint8 split, augmented in one go each.
 
     With ``shard=(rank, world)`` each batch of ``batch_size`` (the global batch) is cut into ``world`` equal
     parts and this rank gets its own. The random draws are made for the whole global batch, so every image
-    is augmented exactly as a single process with the same batch would; the last incomplete global batch is
-    dropped, so every rank takes the same number of steps.
+    is augmented exactly as a single process with the same batch would. ``drop_last`` drops the last
+    incomplete batch: under sharding so that every rank takes the same number of steps, on CUDA so that every
+    batch has the shape the captured CUDA graphs expect.
     """
     n, device = len(split), split.labels.device
     rank, world = shard or (0, 1)
     # One transfer per epoch: the order and every random draw go to the device before the first batch.
     order = (torch.randperm(n, generator=generator) if shuffle else torch.arange(n)).to(device)
     draws = _draw(augment, n, generator).to(device) if augment != "none" else None
-    stop = n - n % batch_size if world > 1 else n
+    stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         size = min(batch_size, n - start)
         lo, hi = start + rank * size // world, start + (rank + 1) * size // world

@@ -30,6 +30,8 @@ from .errors import ConvnetsError
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 RUN_ID = re.compile(r"^[a-z0-9_]+-[a-z0-9]+-[0-9a-f]{10}\Z")  # \Z: "$" would let a trailing newline in
 FINISHED = "finished"
+WEIGHT_FORMS = ("fp32", "fp16", "int8")
+INT8_SCALE = ".__int8_scale"  # beside each int8 weight tensor: its fp32 scale per output channel
 
 
 @contextmanager
@@ -103,6 +105,18 @@ class Run:
     def _unreadable(self, error: Exception) -> str:
         return f"run {self.run_id} has an unreadable model file ({error})"
 
+    def weights_form(self) -> str | None:
+        """fp32, fp16 or int8 (see ``save_model``); files written before forms were recorded: by their dtypes."""
+        try:
+            with safe_open(self.path / "model.safetensors", "pt") as f:
+                form = (f.metadata() or {}).get("form")
+                if form is None:
+                    dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118 - not a dict
+                    form = "fp16" if "F16" in dtypes else "fp32"
+                return form
+        except (OSError, SafetensorError):
+            return None
+
     @property
     def finished(self) -> bool:
         return self.status()["state"] == FINISHED
@@ -169,7 +183,8 @@ class Run:
 
         config = self.config
         try:  # a truncated file, or one holding the wrong tensors
-            model = build_classifier(config, load_file(self.path / "model.safetensors", device=str(device)))
+            state = _dequantized(load_file(self.path / "model.safetensors", device=str(device)))
+            model = build_classifier(config, state)
         except Exception as e:
             raise ConvnetsError(self._unreadable(e)) from None
         return model.to(device).eval()
@@ -204,12 +219,25 @@ class Run:
         with replacing(self.path / "resume.pt") as tmp:
             torch.save(state, tmp)
 
-    def save_model(self, model: torch.nn.Module, half: bool = False) -> None:
+    def save_model(self, model: torch.nn.Module, form: str = "fp32") -> None:
+        """The weights in one of WEIGHT_FORMS: fp32 as trained, fp16, or int8 (conv and linear weights as 8-bit
+        integers with one fp32 scale per output channel, everything else fp16): a quarter of fp32's size, for
+        the shipped zoo, which must stay small enough to travel."""
         self._writable()
-        tensors = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
-                   for k, v in model.state_dict().items()}
+        if form not in WEIGHT_FORMS:
+            raise ConvnetsError(f"unknown weight form '{form}' ({', '.join(WEIGHT_FORMS)})")
+        weights = {name for name, p in model.named_parameters() if p.dim() >= 2}
+        tensors = {}
+        for k, v in model.state_dict().items():
+            v = v.detach().cpu()
+            if form == "int8" and k in weights:
+                scale = v.abs().flatten(1).amax(1).float().clamp_min(1e-12) / 127
+                v, tensors[k + INT8_SCALE] = torch.round(v / scale.view(-1, *[1] * (v.dim() - 1))).to(torch.int8), scale
+            elif form != "fp32" and v.is_floating_point():
+                v = v.half()
+            tensors[k] = v.contiguous()
         with replacing(self.path / "model.safetensors") as tmp:
-            save_file(tensors, str(tmp))
+            save_file(tensors, str(tmp), metadata={"form": form})
 
     def save_mistakes(self, images: np.ndarray) -> None:
         self._writable()
@@ -243,6 +271,17 @@ class Run:
                 return True
             fcntl.flock(f, fcntl.LOCK_UN)
             return False
+
+
+def _dequantized(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """int8 weights times their per-channel scales; the other forms load as they are."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith(INT8_SCALE):
+            continue
+        scale = state.get(k + INT8_SCALE)
+        out[k] = v if scale is None else v.float() * scale.float().view(-1, *[1] * (v.dim() - 1))
+    return out
 
 
 class RunStore:

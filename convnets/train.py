@@ -8,6 +8,7 @@ one would on the CPU.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import math
 import os
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as datamod
-from .config import Recipe, RunConfig
+from .config import SCHEDULES, Recipe, RunConfig
 from .errors import ConvnetsError
 from .evaluate import evaluate, final_report
 from .models import get_model
@@ -114,16 +115,46 @@ def build_classifier(config: RunConfig, state: dict[str, torch.Tensor]) -> nn.Se
 
 
 def lr_at(step: int, total: int, recipe: Recipe) -> float:
-    """One-cycle: linear warm-up to the peak, then linear decay to zero; cosine: half a cosine to zero."""
+    """The learning rate at ``step`` of ``total``.
+
+    onecycle: linear warm-up from a tenth of the peak, then linear decay to zero. onecycle-cos: PyTorch's
+    ``OneCycleLR`` with its defaults (peak / 25 rising along a half cosine to the peak over ``warmup`` of the
+    steps, then a half cosine down to peak / 25e4), step for step. cosine: half a cosine to zero.
+    """
     t = step / max(total, 1)
     if recipe.schedule == "onecycle":
         w = recipe.warmup
         return recipe.lr * (0.1 + 0.9 * t / w if t < w else max(0.0, (1 - t) / (1 - w)))
+    if recipe.schedule == "onecycle-cos":
+        start = recipe.lr / 25
+        return _one_cycle(step, total, recipe.warmup, (start, recipe.lr, start / 1e4))
     if recipe.schedule == "cosine":
         return recipe.lr * 0.5 * (1 + math.cos(math.pi * t))
     if recipe.schedule == "constant":
         return recipe.lr
-    raise ConvnetsError(f"unknown schedule '{recipe.schedule}' (onecycle, cosine or constant)")
+    raise ConvnetsError(f"unknown schedule '{recipe.schedule}' ({', '.join(SCHEDULES)})")
+
+
+def momentum_at(step: int, total: int, recipe: Recipe) -> float:
+    """The momentum (SGD) or first beta (Adam) at ``step``: onecycle-cos cycles it against the learning rate,
+    from ``momentum`` + 0.05 down to ``momentum`` - 0.05 at the peak rate and back (OneCycleLR's 0.95 and 0.85
+    around the default 0.9); every other schedule keeps the recipe's momentum."""
+    if recipe.schedule != "onecycle-cos":
+        return recipe.momentum
+    high, low = recipe.momentum + 0.05, recipe.momentum - 0.05
+    return _one_cycle(step, total, recipe.warmup, (high, low, high))
+
+
+def _one_cycle(step: int, total: int, warmup: float, values: tuple[float, float, float]) -> float:
+    """Half-cosine from values[0] to values[1] over the first ``warmup`` of the steps, then to values[2]; the
+    phase boundaries are OneCycleLR's (steps ``warmup * total - 1`` and ``total - 1``)."""
+    a, peak, b = values
+    turn = warmup * total - 1
+    if step <= turn:
+        frac, lo, hi = step / max(turn, 1e-9), a, peak
+    else:
+        frac, lo, hi = (step - turn) / max(total - 1 - turn, 1e-9), peak, b
+    return hi + (lo - hi) / 2 * (math.cos(math.pi * min(frac, 1.0)) + 1)
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe, device: torch.device) -> torch.optim.Optimizer:
@@ -176,17 +207,17 @@ def train_run(
     device: str | None = None,
     progress: ProgressFn | None = None,
     cancel: Callable[[], bool] | None = None,
-    compile: bool = False,
+    compile: bool | None = None,
     command: str | None = None,
     queue: Path | None = None,
     sync_bn: bool = False,
 ) -> tuple[Run, bool]:
     """Train a configuration or return its finished run; the flag says whether it came from the cache.
 
-    With ``queue`` (a lock file shared by background jobs), training waits its turn for that lock, so jobs
-    launched together run one after another instead of fighting over the cores. Under torchrun every rank
-    trains its shard of each global batch (``sync_bn``: batch statistics over the global batch, CUDA only)
-    and only rank 0 touches the store.
+    ``compile`` None compiles on a single CUDA device only (see ``Trainer``). With ``queue`` (a lock file
+    shared by background jobs), training waits its turn for that lock, so jobs launched together run one after
+    another instead of fighting over the cores. Under torchrun every rank trains its shard of each global batch
+    (``sync_bn``: batch statistics over the global batch, CUDA only) and only rank 0 touches the store.
     """
     store = store or RunStore()
     cached = store.get(config.run_id)
@@ -263,6 +294,153 @@ def _history_or_none(run: Run) -> list[dict] | None:
 
 
 @dataclass
+class EpochStats:
+    """One epoch's training figures, summed over every rank."""
+
+    loss: float  # mean training loss
+    accuracy: float  # training accuracy (on the augmented images)
+    images: int
+    seconds: float
+    lr: float  # the learning rate of the epoch's last step
+
+
+class Trainer:
+    """A model, its optimiser and its training step on one device: what a run trains and a benchmark times.
+
+    On CUDA the step runs under bf16 autocast on channels-last activations and, unless ``compile`` is False,
+    the model is compiled with CUDA graphs (``torch.compile(mode="reduce-overhead")``, the fastest mode measured
+    for these small nets): every training batch then has the same shape, because the last partial batch of an
+    epoch is dropped, and nothing inside a step waits for the host. The optimiser stays eager (fused on CUDA)
+    and its learning rate and momentum are Python floats, so the schedule never recompiles or re-captures
+    anything. Evaluation runs the same weights eagerly: a second graph capture would cost more than it saves
+    on 10,000 test images. On the CPU everything is fp32 and eager unless ``compile`` asks otherwise.
+    """
+
+    def __init__(self, config: RunConfig, train: datamod.Split, device: torch.device, *,
+                 compile: bool | None = None, dist: Dist = Dist(), sync_bn: bool = False):
+        self.config, self.recipe, self.device, self.dist = config, config.recipe, device, dist
+        torch.manual_seed(config.seed)
+        net = get_model(config.model).build(config.dataset)
+        self.params = sum(p.numel() for p in net.parameters())
+        self.model = nn.Sequential(Normalize(*input_stats(self.recipe, train)), net).to(device)
+        self.optimizer = make_optimizer(self.model, self.recipe, device)
+        self.channels_last = use_channels_last(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        trained: nn.Module = self.model
+        if dist.world > 1:
+            if sync_bn:
+                trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
+            ids = [device.index] if device.type == "cuda" else None
+            trained = nn.parallel.DistributedDataParallel(trained, device_ids=ids)
+        self.compiled = (device.type == "cuda" and dist.world == 1) if compile is None else compile
+        self.graphs = self.compiled and device.type == "cuda"
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
+        self.forward = torch.compile(trained, mode="reduce-overhead" if self.graphs else None) if self.compiled \
+            else trained
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+        self.shard = (dist.rank, dist.world) if dist.world > 1 else None
+        self.drop_last = device.type == "cuda" or dist.world > 1  # static shapes for CUDA graphs; equal shards
+        self.compile_seconds = 0.0
+
+    def steps_per_epoch(self, n: int) -> int:
+        return n // self.recipe.batch_size if self.drop_last else math.ceil(n / self.recipe.batch_size)
+
+    def load_state(self, resume: dict) -> None:
+        self.model.load_state_dict(resume["model"])
+        self.optimizer.load_state_dict(resume["optimizer"])
+
+    def state(self, epoch: int) -> dict:
+        return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimisation step; returns the loss and the number of hits as device tensors (no host sync)."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        with self.autocast:
+            logits = self.forward(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
+        hits = (logits.argmax(1) == y).sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), hits
+
+    def set_schedule(self, step: int, total: int) -> float:
+        """The schedule's learning rate and momentum for this step, as floats: no recompilation, no sync."""
+        lr, momentum = lr_at(step, total, self.recipe), momentum_at(step, total, self.recipe)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+            if "betas" in group:
+                group["betas"] = (momentum, group["betas"][1])
+            else:
+                group["momentum"] = momentum
+        return lr
+
+    def batches(self, split: datamod.Split, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's shuffled, augmented batches; the draws depend on (seed, epoch) alone, so a resumed run
+        sees the same images in the same order as an uninterrupted one."""
+        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        return datamod.batches(split, self.recipe.batch_size, augment=self.recipe.augment, shuffle=True,
+                               generator=gen, shard=self.shard, drop_last=self.drop_last)
+
+    def warm_up(self, split: datamod.Split) -> float:
+        """Compile the model and capture its CUDA graphs on a few real batches, then put the weights, the
+        optimiser and the random state back: compile time is recorded apart from training time, and training
+        starts from the same state as without compiling. Returns the seconds it took (0 when not compiled)."""
+        if not self.compiled:
+            return 0.0
+        t0 = time.perf_counter()
+        weights = {k: v.clone() for k, v in self.model.state_dict().items()}
+        optimizer = copy.deepcopy(self.optimizer.state_dict())
+        cpu_rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        self.model.train()
+        for _, (x, y) in zip(range(3), self.batches(split, 0)):  # CUDA graph trees: warm-up, capture, replay
+            self.step(x, y)
+        self._synchronize()
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(optimizer)
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, self.device)
+        self.compile_seconds = round(time.perf_counter() - t0, 3)
+        return self.compile_seconds
+
+    def train_epoch(self, split: datamod.Split, epoch: int,
+                    on_step: Callable[[int, torch.Tensor, int, float], None] | None = None) -> EpochStats:
+        """Train one epoch (1-based) of the recipe's schedule. ``on_step(step, totals, seen, elapsed)`` runs after
+        each step, with ``totals`` the device tensor [loss sum, hits] of this rank so far (reading it syncs)."""
+        torch.manual_seed(self.config.seed * 1_000_003 + epoch + self.dist.rank)  # dropout: the global generator
+        self.model.train()
+        steps = self.steps_per_epoch(len(split))
+        total = steps * self.recipe.epochs
+        totals = torch.zeros(2, device=self.device)  # loss sum and hits stay on the device: no sync per step
+        seen, lr, t0 = 0, 0.0, time.perf_counter()
+        for step, (x, y) in enumerate(self.batches(split, epoch), start=1):
+            lr = self.set_schedule((epoch - 1) * steps + step - 1, total)
+            loss, hits = self.step(x, y)
+            totals += torch.stack([loss.float() * len(y), hits.float()])
+            seen += len(y)
+            if on_step is not None:
+                on_step(step, totals, seen, time.perf_counter() - t0)
+        self._synchronize()
+        seconds = time.perf_counter() - t0
+        summed = torch.cat([totals, totals.new_tensor([seen])])
+        if self.dist.world > 1:
+            torch.distributed.all_reduce(summed)
+        loss_sum, correct, images = summed.tolist()
+        return EpochStats(loss_sum / images, correct / images, int(images), seconds, lr)
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+@dataclass
 class _Job:
     """One training of one configuration in this process; ``run`` is None on ranks other than 0."""
 
@@ -272,7 +450,7 @@ class _Job:
     dist: Dist
     progress: ProgressFn | None
     cancel: Callable[[], bool] | None
-    compile: bool
+    compile: bool | None
     command: str | None
     sync_bn: bool = False
 
@@ -285,8 +463,9 @@ class _Job:
         return message[0]
 
     def train(self, run: Run | None) -> None:
-        config, recipe, device, dist = self.config, self.config.recipe, self.device, self.dist
-        status = {"pid": os.getpid(), "device": describe_device(device), "world_size": dist.world,
+        """Build, warm up, train the remaining epochs (a resume point after each), then finish."""
+        config, device = self.config, self.device
+        status = {"pid": os.getpid(), "device": describe_device(device), "world_size": self.dist.world,
                   "command": self.command}
         if run is not None:
             run.set_status("running", phase="loading data", **status)
@@ -294,12 +473,9 @@ class _Job:
         if data.copy != config.data_copy:
             raise ConvnetsError(f"the data in {self.data_dir} is the {data.copy} copy, but the run asks for "
                                 f"{config.data_copy}")
-        torch.manual_seed(config.seed)
-        net = get_model(config.model).build(config.dataset)
-        model = nn.Sequential(Normalize(*input_stats(recipe, data.train)), net).to(device)
-        status.update(params=sum(p.numel() for p in net.parameters()), phase="training")
+        trainer = Trainer(config, data.train, device, compile=self.compile, dist=self.dist, sync_bn=self.sync_bn)
+        status.update(params=trainer.params, phase="training", compiled=trainer.compiled)
         train, test = data.train.to(device), data.test.to(device)
-        optimizer = make_optimizer(model, recipe, device)
         resume = run.load_resume() if run is not None else None
         done = _history_or_none(run) if resume is not None else None
         if done is None or resume["epoch"] != len(done):
@@ -308,90 +484,73 @@ class _Job:
         if skip:
             return
         if resume is not None:
-            model.load_state_dict(resume["model"])
-            optimizer.load_state_dict(resume["optimizer"])
-        if use_channels_last(device):
-            model = model.to(memory_format=torch.channels_last)
-        trained = model
-        if dist.world > 1:
-            if self.sync_bn:
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            ids = [device.index] if device.type == "cuda" else None
-            trained = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        step_fn = _make_step(trained, optimizer, recipe, device, self.compile)
-        shard = (dist.rank, dist.world) if dist.world > 1 else None
-        n = len(train)
-        steps_per_epoch = n // recipe.batch_size if shard else math.ceil(n / recipe.batch_size)
-        total_steps = steps_per_epoch * recipe.epochs
-        for epoch in range(len(history) + 1, recipe.epochs + 1):
-            gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-            torch.manual_seed(config.seed * 1_000_003 + epoch + dist.rank)  # dropout: the global generator
-            model.train()
-            totals = torch.zeros(2, device=device)  # loss sum and hits stay on the device: no sync per step
-            seen, t0, last_report = 0, time.perf_counter(), 0.0
-            batches = datamod.batches(train, recipe.batch_size, augment=recipe.augment, shuffle=True,
-                                      generator=gen, shard=shard)
-            for step, (x, y) in enumerate(batches, start=1):
-                if self.cancel is not None and self.cancel():
-                    raise Cancelled()
-                lr = lr_at((epoch - 1) * steps_per_epoch + step - 1, total_steps, recipe)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss, hits = step_fn(x, y)
-                totals += torch.stack([loss.detach().float() * len(y), hits.float()])
-                seen += len(y)
-                now = time.perf_counter()
-                if run is not None and (now - last_report > 0.5 or step == steps_per_epoch):
-                    last_report = now
-                    self._report(run, status, epoch, step, steps_per_epoch, [*totals.tolist(), seen], now - t0, n)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - t0
-            totals = torch.cat([totals, totals.new_tensor([seen])])
-            if dist.world > 1:
-                torch.distributed.all_reduce(totals)
-            loss_sum, correct, seen = totals.tolist()
-            train_loss = loss_sum / seen
-            if not math.isfinite(train_loss):
-                raise Diverged(f"training diverged in epoch {epoch} (loss {train_loss}); try a lower learning rate")
+            trainer.load_state(resume)
+        if trainer.compiled:
+            if run is not None:
+                run.set_status("running", **{**status, "phase": "compiling"})
+            status["compile_seconds"] = trainer.warm_up(train)
+        steps = trainer.steps_per_epoch(len(train))
+        for epoch in range(len(history) + 1, config.recipe.epochs + 1):
+            on_step = self._reporter(run, status, epoch, steps, len(train))
+            stats = trainer.train_epoch(train, epoch, on_step)
+            if not math.isfinite(stats.loss):
+                raise Diverged(f"training diverged in epoch {epoch} (loss {stats.loss}); try a lower learning rate")
             if run is None:
                 continue
-            scores = evaluate(model, test, device)
+            scores = evaluate(trainer.model, test, device)
             history.append({
-                "epoch": epoch, "train_loss": train_loss, "train_accuracy": correct / seen,
-                "test_loss": scores["loss"], "test_accuracy": scores["accuracy"], "lr": lr,
-                "seconds": round(seconds, 3), "images": int(seen), "images_per_second": round(seen / seconds, 1),
-                "wall_seconds": round(sum(h["seconds"] for h in history) + seconds, 3),
+                "epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
+                "test_loss": scores["loss"], "test_accuracy": scores["accuracy"], "lr": stats.lr,
+                "seconds": round(stats.seconds, 3), "images": stats.images,
+                "images_per_second": round(stats.images / stats.seconds, 1),
+                "wall_seconds": round(sum(h["seconds"] for h in history) + stats.seconds, 3),
             })
-            run.save_resume({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+            run.save_resume(trainer.state(epoch))
             run.write("history.json", history)
-            run.set_status("running", progress=progress_dict(epoch, recipe.epochs, steps_per_epoch, steps_per_epoch,
-                                                              train_loss, seen / seconds, 0.0), **status)
-        if run is None:
-            return
+            run.set_status("running", progress=progress_dict(epoch, config.recipe.epochs, steps, steps, stats.loss,
+                                                              stats.images / stats.seconds, 0.0), **status)
+        if run is not None:
+            self._finish(run, trainer.model, data, history, status)
+
+    def _finish(self, run: Run, model: nn.Module, data: datamod.Dataset, history: list[dict], status: dict) -> None:
+        """The final evaluation, the mistakes, the weights, then the 'finished' state; the resume point goes last."""
+        epochs = self.config.recipe.epochs
         if self.progress is not None:
             last = history[-1]
-            self.progress(Progress(recipe.epochs, recipe.epochs, steps_per_epoch, steps_per_epoch,
-                                   last["train_loss"], last["train_accuracy"], last["images_per_second"], 0.0, "eval"))
+            self.progress(Progress(epochs, epochs, 1, 1, last["train_loss"], last["train_accuracy"],
+                                   last["images_per_second"], 0.0, "eval"))
         run.set_status("running", **{**status, "phase": "evaluating"})
-        report, mistake_images = final_report(model, data, device)
+        report, mistake_images = final_report(model, data, self.device)
         run.save_mistakes(mistake_images)
         run.write("evaluation.json", report)
         run.save_model(model)
         run.set_status("finished", finished_at=time.time(), **{**status, "phase": "done"})
         (run.path / "resume.pt").unlink(missing_ok=True)
 
-    def _report(self, run: Run, status: dict, epoch: int, step: int, steps: int, totals: list[float],
-                elapsed: float, n: int) -> None:
-        """Live progress for the terminal and the dashboard (one host sync every half second, not per step)."""
-        loss_sum, correct, seen = totals
+    def _reporter(self, run: Run | None, status: dict, epoch: int, steps: int,
+                  n: int) -> Callable[[int, torch.Tensor, int, float], None]:
+        """Checks for cancellation after every step; live progress for the terminal and the dashboard every half
+        second (one host sync then, not per step)."""
+        last_report = 0.0
         epochs = self.config.recipe.epochs
-        rate = seen * self.dist.world / elapsed
-        eta = ((epochs - epoch) * n + n - seen * self.dist.world) / rate
-        if self.progress is not None:
-            self.progress(Progress(epoch, epochs, step, steps, loss_sum / seen, correct / seen, rate, eta, "train"))
-        run.set_status("running", progress=progress_dict(epoch, epochs, step, steps, loss_sum / seen, rate, eta),
-                       **status)
+
+        def on_step(step: int, totals: torch.Tensor, seen: int, elapsed: float) -> None:
+            nonlocal last_report
+            if self.cancel is not None and self.cancel():
+                raise Cancelled()
+            if run is None or (elapsed - last_report <= 0.5 and step != steps):
+                return
+            last_report = elapsed
+            loss_sum, correct = totals.tolist()
+            rate = seen * self.dist.world / max(elapsed, 1e-9)
+            eta = ((epochs - epoch) * n + n - seen * self.dist.world) / rate
+            if self.progress is not None:
+                self.progress(Progress(epoch, epochs, step, steps, loss_sum / seen, correct / seen, rate, eta,
+                                       "train"))
+            run.set_status("running", progress=progress_dict(epoch, epochs, step, steps, loss_sum / seen, rate, eta),
+                           **status)
+
+        return on_step
 
 
 def progress_dict(epoch: int, epochs: int, step: int, steps: int, loss: float, rate: float, eta: float) -> dict:
@@ -404,24 +563,3 @@ def use_channels_last(device: torch.device) -> bool:
     convolutions train 7-24 % faster in them than in NCHW (bench/train_speed.py --variants channels-last on
     2 cores: ResNet-20 1.13-1.16x, LeNet-5 1.16-1.24x, the reference nets 1.10x, ResNet-9 1.07x)."""
     return device.type != "cpu" or os.environ.get("CONVNETS_CHANNELS_LAST", "1") != "0"
-
-
-def _make_step(model: nn.Module, optimizer: torch.optim.Optimizer, recipe: Recipe, device: torch.device,
-               compile: bool) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """One optimisation step that returns device tensors only: no .item(), so no host-device sync."""
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    channels_last = use_channels_last(device)
-    forward = torch.compile(model) if compile else model
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            logits = forward(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss, (logits.argmax(1) == y).sum()
-
-    return step

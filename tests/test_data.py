@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import io
+import os
 import shutil
 
 import numpy as np
@@ -72,6 +73,33 @@ def test_cifar_folder_and_pack_agree(data_dir, tmp_path):
     packed = datamod.load("cifar10", tmp_path)
     assert torch.equal(packed.train.images, folder.train.images)
     assert torch.equal(packed.test.labels, folder.test.labels)
+
+    # The scans archive stores the files' common header once; header + scan is each file again.
+    blobs = {s: [f.read_bytes() for f in sorted((data_dir / datamod.JPEG_DIR / s).rglob("*.jpg"))]
+             for s in ("train", "test")}
+    header = os.path.commonprefix(blobs["train"] + blobs["test"])
+    assert len(header) > 300  # quantisation and Huffman tables: the same for every file of one quality
+    scans = {"header": np.frombuffer(header, np.uint8)}
+    for split, files in blobs.items():
+        scans[f"{split}_scan"] = np.frombuffer(b"".join(b[len(header):] for b in files), np.uint8)
+        scans[f"{split}_off"] = np.cumsum([0] + [len(b) - len(header) for b in files])
+        scans[f"{split}_y"] = pack[f"{split}_y"]
+    only_scans = tmp_path / "scans"
+    only_scans.mkdir()
+    np.savez(only_scans / datamod.JPEG_SCANS, **scans)
+    assert datamod.find_source("cifar10", only_scans).kind == "cifar-scans"
+    scanned = datamod.load("cifar10", only_scans)
+    assert scanned.copy == "jpeg"
+    assert torch.equal(scanned.train.images, folder.train.images)
+    assert torch.equal(scanned.test.images, folder.test.images)
+    assert torch.equal(scanned.test.labels, folder.test.labels)
+
+
+def test_a_damaged_scans_archive_is_named(tmp_path):
+    np.savez(tmp_path / datamod.JPEG_SCANS, header=np.zeros(3, np.uint8), train_scan=np.zeros(5, np.uint8),
+             train_off=np.array([0, 9]), train_y=np.zeros(1, np.uint8))
+    with pytest.raises(ConvnetsError, match="not a readable CIFAR-10 pack"):
+        datamod.load("cifar10", tmp_path)
 
 
 def test_wrong_folder_layout_is_named(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 
 from convnets.config import Recipe, RunConfig
 from convnets.errors import ConvnetsError
+from convnets.models import get_model
 from convnets.store import Run, RunStore, atomic_write, check_run_id
 
 
@@ -83,3 +84,34 @@ def test_zoo_is_read_only_and_merged(tmp_path):
     assert same.readonly
     with pytest.raises(ConvnetsError, match="read-only"):
         same.set_status("running")
+
+
+@pytest.mark.parametrize("form", ["fp32", "fp16", "int8"])
+def test_weight_forms_round_trip(form):
+    """int8 keeps conv and linear weights within half a quantisation step of each output channel's range."""
+    import torch
+
+    from convnets.train import Normalize
+
+    run = RunStore().create(RunConfig("resnet20", "cifar10", Recipe(epochs=1)))
+    torch.manual_seed(0)
+    net = get_model("resnet20").build("cifar10")
+    model = torch.nn.Sequential(Normalize(torch.full((3,), 120.0), torch.full((3,), 60.0)), net)
+    for m in model.modules():  # non-trivial batch-norm statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.weight.data.uniform_(0.5, 1.5)
+    run.save_model(model, form)
+    assert run.weights_form() == form
+    loaded = run.load_model()
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        a, b = a.float(), b.float()
+        if form == "int8" and a.dim() >= 2 and not name.startswith("0."):
+            step = a.abs().flatten(1).amax(1) / 127
+            assert ((a - b).abs().flatten(1) <= step[:, None] / 2 + 1e-7).all(), name
+        else:
+            assert torch.allclose(a, b, rtol={"fp32": 0, "fp16": 1e-3, "int8": 1e-3}[form], atol=1e-6), name
+    size = (run.path / "model.safetensors").stat().st_size
+    assert size < {"fp32": 1.2e6, "fp16": 0.6e6, "int8": 0.4e6}[form]
+    with pytest.raises(ConvnetsError, match="unknown weight form"):
+        run.save_model(model, "int4")

@@ -4,11 +4,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from convnets import data as datamod
 from convnets.config import RunConfig
 from convnets.errors import ConvnetsError
 from convnets.models import get_model
 from convnets.store import RunStore
-from convnets.train import Cancelled, Diverged, lr_at, train_run
+from convnets.train import Cancelled, Diverged, Trainer, lr_at, momentum_at, train_run
 
 
 def mnist_config(**recipe) -> RunConfig:
@@ -96,3 +97,58 @@ def test_one_cycle_schedule_shape():
     assert lrs[0] == pytest.approx(0.04) and lrs[-1] == pytest.approx(0.0, abs=1e-9)
     cosine = recipe.replace(schedule="cosine")
     assert lr_at(50, 100, cosine) == pytest.approx(0.2) and math.isclose(lr_at(0, 100, cosine), 0.4)
+
+
+def test_onecycle_cos_is_pytorchs_one_cycle_step_for_step():
+    """The schedule the plain-PyTorch parity loop uses (OneCycleLR's defaults), learning rate and momentum."""
+    recipe = get_model("resnet20").recipes["cifar10"].replace(lr=0.2, warmup=0.3, schedule="onecycle-cos")
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.2, momentum=0.9, nesterov=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2, total_steps=157)
+    for step in range(157):
+        group = opt.param_groups[0]
+        assert lr_at(step, 157, recipe) == pytest.approx(group["lr"], rel=1e-9, abs=1e-12), step
+        assert momentum_at(step, 157, recipe) == pytest.approx(group["momentum"], rel=1e-9), step
+        opt.step()
+        sched.step()
+    linear = recipe.replace(schedule="onecycle")
+    assert {momentum_at(s, 100, linear) for s in range(100)} == {0.9}
+
+
+def test_the_trainer_sets_the_schedules_momentum(data_dir):
+    data = datamod.load("mnist", data_dir)
+    trainer = Trainer(mnist_config(schedule="onecycle-cos", warmup=0.3), data.train, torch.device("cpu"))
+    trainer.set_schedule(0, 100)
+    assert trainer.optimizer.param_groups[0]["momentum"] == pytest.approx(0.95)
+    adam_config = mnist_config(optimizer="adam", schedule="onecycle-cos", warmup=0.3, lr=1e-3)
+    adam = Trainer(adam_config, data.train, torch.device("cpu"))
+    adam.set_schedule(29, 100)
+    assert adam.optimizer.param_groups[0]["betas"] == (pytest.approx(0.85), 0.999)
+
+
+def test_warm_up_puts_back_weights_optimiser_and_random_state(data_dir):
+    """Compiling runs real steps; afterwards training must start from the state it would have had without them,
+    so a compiled run and an eager one train the same epochs."""
+    data = datamod.load("mnist", data_dir)
+    cpu = torch.device("cpu")
+    config = mnist_config(optimizer="sgd")
+    plain, warmed = Trainer(config, data.train, cpu, compile=False), Trainer(config, data.train, cpu, compile=False)
+    warmed.compiled = True  # the warm-up's bookkeeping without paying for an inductor compile on 2 cores
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    assert warmed.warm_up(data.train) > 0 and warmed.compile_seconds > 0
+    assert torch.equal(torch.get_rng_state(), before)
+    assert warmed.optimizer.state_dict()["state"] == {}
+    a, b = plain.train_epoch(data.train, 1), warmed.train_epoch(data.train, 1)
+    assert a.loss == b.loss and a.images == b.images == 600
+    for x, y in zip(plain.model.state_dict().values(), warmed.model.state_dict().values()):
+        assert torch.equal(x, y)
+
+
+def test_static_shapes_drop_only_the_last_partial_batch(data_dir):
+    data = datamod.load("mnist", data_dir)
+    sizes = [len(y) for _, y in datamod.batches(data.train, 64, drop_last=True)]
+    assert sizes == [64] * (600 // 64)
+    assert [len(y) for _, y in datamod.batches(data.train, 64)][-1] == 600 % 64
+    trainer = Trainer(mnist_config(batch_size=64), data.train, torch.device("cpu"))
+    assert not trainer.drop_last and trainer.steps_per_epoch(600) == 10 and not trainer.compiled

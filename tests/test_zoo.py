@@ -21,7 +21,7 @@ def tiny_zoo(monkeypatch, tmp_path):
     return tmp_path / "zoo"
 
 
-def test_build_ships_half_precision_runs_and_a_results_table(tiny_zoo, data_dir, capsys):
+def test_build_ships_compact_runs_and_a_results_table(tiny_zoo, data_dir, capsys):
     superseded, other = tiny_zoo / "runs" / "lenet5-cifar10-0123456789", tiny_zoo / "runs" / "lenet5-mnist-0123456789"
     superseded.mkdir(parents=True)  # the run of an earlier pinned recipe for the same entry
     other.mkdir()
@@ -34,7 +34,12 @@ def test_build_ships_half_precision_runs_and_a_results_table(tiny_zoo, data_dir,
         shipped["test_accuracy"] + 0.033)
     assert shipped["command"].startswith("python -m convnets train --model lenet5 --dataset cifar10 --epochs 2")
     weights = load_file(tiny_zoo / "runs" / shipped["run_id"] / "model.safetensors")
-    assert {t.dtype for t in weights.values()} <= {torch.float16, torch.float32}
+    dtypes = {"int8": {torch.int8, torch.float16, torch.float32}, "fp16": {torch.float16}, "fp32": {torch.float32}}
+    assert {t.dtype for t in weights.values()} == dtypes[shipped["weights"]]
+    evaluation = json.loads((tiny_zoo / "runs" / shipped["run_id"] / "evaluation.json").read_text())
+    moved = abs(evaluation["test_accuracy"] - evaluation["trained_weights_test_accuracy"])
+    assert evaluation["weights"] == shipped["weights"] and (moved <= zoo.SHIP_TOLERANCE or shipped["weights"] == "fp32")
+    assert shipped["target"] is None and missing["target"] == pytest.approx(0.798 - 0.033)
     table = (tiny_zoo / "results.md").read_text()
     assert "CIFAR-10 JPEG copy" in table and "| ref_lenet | cifar10 | – |" in table and "not trained yet" in table
     assert json.loads((tiny_zoo / "results.json").read_text()) == rows

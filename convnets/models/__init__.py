@@ -50,15 +50,20 @@ class ModelSpec:
         return sum(p.numel() for p in self.build(dataset).parameters() if p.requires_grad)
 
 
+# PyTorch's OneCycleLR shape (cosine, momentum cycled 0.95-0.85, warm-up 30 %): with it a plain PyTorch loop reached
+# 87.2 % with ResNet-20 in 40 epochs where the linear one-cycle gave the engine 85.08 % (JPEG copy, zoo issue).
+_CYCLE = {"schedule": "onecycle-cos", "warmup": 0.3}
+
+
 def _cifar(epochs: int, lr: float = 0.1) -> dict[str, Recipe]:
     """The paper nets' CIFAR-10 recipe: SGD Nesterov one-cycle, crop-flip, label smoothing 0.1, wd 5e-4."""
-    return {"cifar10": Recipe(epochs=epochs, lr=lr, label_smoothing=0.1)}
+    return {"cifar10": Recipe(epochs=epochs, lr=lr, label_smoothing=0.1, **_CYCLE)}
 
 
 def _study(epochs: int, lr: float, weight_decay: float, normalize: str = "pixel") -> dict[str, Recipe]:
     """The reference nets' CIFAR-10 recipe: the study's per-pixel standardisation and its Keras l2(λ) as
     weight decay 2λ, on the SGD one-cycle schedule (the study ran ReduceLROnPlateau for up to 200 epochs)."""
-    return {"cifar10": Recipe(epochs=epochs, lr=lr, weight_decay=weight_decay, normalize=normalize)}
+    return {"cifar10": Recipe(epochs=epochs, lr=lr, weight_decay=weight_decay, normalize=normalize, **_CYCLE)}
 
 
 def _study_mnist(batch_size: int) -> dict[str, Recipe]:
