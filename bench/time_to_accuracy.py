@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({
             "model": args.model, "dataset": dataset, "data": label, "device": describe_device(device),
-            "recipe": config.to_dict()["recipe"], "target": round(target, 4), "official_target": round(official, 4),
+            "run_id": config.run_id, "recipe": config.to_dict()["recipe"], "target": round(target, 4),
+            "official_target": round(official, 4),
             "reached": hit is not None, "seconds": hit["wall_seconds"] if hit else None,
             "epoch": hit["epoch"] if hit else None, "wall_seconds_total": round(wall, 1),
             "seconds_in_all_to_target": hit["since_start_seconds"] if hit else None,

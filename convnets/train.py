@@ -293,6 +293,21 @@ def _history_or_none(run: Run) -> list[dict] | None:
         return None
 
 
+class Objective(nn.Module):
+    """A batch's training loss and its number of hits, as one module: compiled, the change to channels-last, the
+    model, the loss and the hit count become one CUDA graph instead of a graph among a dozen eager kernels."""
+
+    def __init__(self, model: nn.Module, label_smoothing: float, channels_last: bool):
+        super().__init__()
+        self.model, self.label_smoothing, self.channels_last = model, label_smoothing, channels_last
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.model(x)
+        return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing), (logits.argmax(1) == y).sum()
+
+
 @dataclass
 class EpochStats:
     """One epoch's training figures, summed over every rank."""
@@ -337,8 +352,12 @@ class Trainer:
         self.graphs = self.compiled and device.type == "cuda"
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
-        self.forward = torch.compile(trained, mode="reduce-overhead" if self.graphs else None) if self.compiled \
-            else trained
+        if self.compiled:  # each model is one more compiled version of Objective.forward; past dynamo's default of
+            # 8 a process that trains many models (the zoo, the tests) would silently fall back to eager
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        objective = Objective(trained, self.recipe.label_smoothing, self.channels_last)
+        self.objective = torch.compile(objective, mode="reduce-overhead" if self.graphs else None) if self.compiled \
+            else objective
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
         self.shard = (dist.rank, dist.world) if dist.world > 1 else None
         self.drop_last = device.type == "cuda" or dist.world > 1  # static shapes for CUDA graphs; equal shards
@@ -355,15 +374,12 @@ class Trainer:
         return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimisation step; returns the loss and the number of hits as device tensors (no host sync)."""
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        """One optimisation step; returns the loss and the number of hits as device tensors (no host sync). With
+        CUDA graphs they live in the graph's memory until the next step: read or add them up before it."""
         if self.graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with self.autocast:
-            logits = self.forward(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
-        hits = (logits.argmax(1) == y).sum()
+            loss, hits = self.objective(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -419,11 +435,13 @@ class Trainer:
         steps = self.steps_per_epoch(len(split))
         total = steps * self.recipe.epochs
         totals = torch.zeros(2, device=self.device)  # loss sum and hits stay on the device: no sync per step
+        loss_total, hit_total = totals[0], totals[1]
         seen, lr, t0 = 0, 0.0, time.perf_counter()
         for step, (x, y) in enumerate(self.batches(split, epoch), start=1):
             lr = self.set_schedule((epoch - 1) * steps + step - 1, total)
             loss, hits = self.step(x, y)
-            totals += torch.stack([loss.float() * len(y), hits.float()])
+            loss_total.add_(loss, alpha=len(y))
+            hit_total.add_(hits)
             seen += len(y)
             if on_step is not None:
                 on_step(step, totals, seen, time.perf_counter() - t0)

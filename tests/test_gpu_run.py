@@ -39,6 +39,7 @@ def test_the_smoke_run_goes_through_every_stage_and_packs_a_zoo(tmp_path):
     assert stages["zoo"]["exit"] == 0
     log = (out / "gpu_run.log").read_text()
     assert "ImportError" not in log and "Traceback" not in log
+    assert "entries to train, in order: lenet5, ref_lenet" in log  # the accuracy stage's run ships first
 
     # The parts make one archive that unpacks into a zoo: both smoke entries, shipped compact, with their table.
     parts = sorted(out.glob("zoo.tar.gz.part*"))
@@ -47,7 +48,9 @@ def test_the_smoke_run_goes_through_every_stage_and_packs_a_zoo(tmp_path):
         tar.extractall(tmp_path / "unpacked", filter="data")
     zoo = tmp_path / "unpacked" / "zoo"
     rows = json.loads((zoo / "results.json").read_text())
-    assert [(r["model"], r["shipped"]) for r in rows] == [("lenet5", True), ("ref_lenet", True)]
+    assert [(r["model"], r["shipped"]) for r in rows] == [("ref_lenet", True), ("lenet5", True)]
+    lenet = next(r for r in rows if r["model"] == "lenet5")
+    assert lenet["run_id"] == stages["accuracy"]["result"]["run_id"]
     assert {r["weights"] for r in rows} <= {"int8", "fp16", "fp32"}
     for r in rows:
         assert {p.name for p in (zoo / "runs" / r["run_id"]).iterdir()} >= {
