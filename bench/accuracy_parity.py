@@ -33,9 +33,11 @@ from torch.utils.data import DataLoader
 import convnets  # noqa: F401 - the package's environment settings apply
 from convnets import data as datamod
 from convnets.config import RunConfig
+from convnets.device import describe_device, pick_device
 from convnets.models import get_model
+from convnets.reporting import data_label
 from convnets.store import RunStore
-from convnets.train import describe_device, pick_device, train_run
+from convnets.train import train_run
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = get_model(args.model).recipes["cifar10"].replace(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, schedule=args.schedule)
-    label = datamod.COPY_LABELS[data.copy]
+    label = data_label("cifar10", data.copy)
     say(f"{args.model}, CIFAR-10 {label}, {describe_device(device)}; recipe {recipe}")
     results: dict[str, list[dict]] = {side: [] for side in args.sides}
     for seed in args.seeds:

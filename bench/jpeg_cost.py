@@ -37,10 +37,11 @@ from PIL import Image
 import convnets  # noqa: F401 - the package's environment settings apply
 from convnets import data as datamod
 from convnets.config import RunConfig
+from convnets.device import describe_device, pick_device
 from convnets.evaluate import evaluate
 from convnets.models import get_model
 from convnets.store import RunStore
-from convnets.train import describe_device, pick_device, train_run
+from convnets.train import train_run
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 COPY_QUALITY = 75  # the copy's own setting (shared/data/README.md)

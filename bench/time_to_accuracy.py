@@ -7,7 +7,7 @@ schedule with --run-to-end). The decoded-data cache stays the usual one (`$CONVN
 the first run pays for decoding the images, and that is never counted.
 
 CIFAR-10 figures measured on the shared JPEG copy read about 3.3 points below the official files
-(`convnets.data.JPEG_COST`, see the data README): `--official-target` states a target in official terms and
+(`convnets.reporting.JPEG_COST`, see the data README): `--official-target` states a target in official terms and
 subtracts that cost when the data is the JPEG copy; every CIFAR-10 figure printed names its copy.
 
     python bench/time_to_accuracy.py [--model resnet20|resnet9|...] [--dataset cifar10|mnist]
@@ -31,22 +31,20 @@ from collections.abc import Callable
 import convnets  # noqa: F401 - the package's environment settings apply
 from convnets import data as datamod
 from convnets.config import RunConfig
+from convnets.device import describe_device, pick_device
 from convnets.models import get_model
+from convnets.reporting import copy_cost, data_label
+from convnets.schema import Phase, Progress
 from convnets.store import RunStore
-from convnets.train import Cancelled, Progress, describe_device, pick_device, train_run
+from convnets.train import Cancelled, train_run
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_OFFICIAL_TARGET = {"mnist": 0.99, "cifar10": 0.90}
 
 
-def copy_label(dataset: str, copy: str) -> str:
-    """'official' or 'JPEG copy': the data a CIFAR-10 figure was measured on (MNIST has only the official)."""
-    return datamod.COPY_LABELS[copy] if dataset == "cifar10" else "official"
-
-
 def resolve_target(dataset: str, copy: str, target: float | None, official: float | None) -> tuple[float, float]:
     """(target on the data in use, the same target in official-data terms)."""
-    cost = datamod.JPEG_COST if copy == "jpeg" else 0.0
+    cost = copy_cost(copy)
     if target is not None:
         return target, target + cost
     official = DEFAULT_OFFICIAL_TARGET[dataset] if official is None else official
@@ -65,7 +63,7 @@ class Watcher:
         self.started = time.perf_counter()
 
     def progress(self, p: Progress) -> None:
-        if p.epoch > len(self.shown) + 1 or p.phase != "train":
+        if p.epoch > len(self.shown) + 1 or p.phase != Phase.TRAINING:
             self.poll()
 
     def cancel(self) -> bool:
@@ -116,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     recipe = spec.recipes[dataset].replace(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
     copy = datamod.find_source(dataset, args.data_dir).copy
     target, official = resolve_target(dataset, copy, args.target, args.official_target)
-    label = copy_label(dataset, copy)
-    cost = datamod.JPEG_COST if copy == "jpeg" else 0.0
+    label = data_label(dataset, copy)
+    cost = copy_cost(copy)
     config = RunConfig(args.model, dataset, recipe, seed=args.seed, data_copy=copy)
     device = pick_device(args.device)
     max_epochs = min(args.max_epochs or recipe.epochs, recipe.epochs)

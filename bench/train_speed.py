@@ -1,6 +1,6 @@
 """Training throughput: the convnets engine against the same training written the usual way.
 
-Engine: the real pieces of `convnets.train` (its step, its optimiser, `Normalize` in the model) fed by
+Engine: `convnets.train.Trainer` (its step, its optimiser, `Normalize` in the model, its epoch loop) fed by
 `convnets.data.batches` from a uint8 split decoded once and kept on the device, augmented there per batch.
 Baseline: `torchvision.datasets` + `DataLoader` decoding files and running PIL transforms per image (the
 recipe's crop/flip, ToTensor, Normalize), fp32, default memory format, a plain step with `loss.item()`.
@@ -49,8 +49,9 @@ import convnets  # noqa: F401 - the package's environment settings (OMP_WAIT_POL
 from convnets import data as datamod
 from convnets import train as trainmod
 from convnets.config import Recipe, RunConfig
+from convnets.device import describe_device, pick_device
 from convnets.models import get_model, models_for
-from convnets.train import Trainer, describe_device, pick_device
+from convnets.train import Trainer
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,17 @@ prints one ``error: ...`` line on stderr and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import shlex
 import signal
 import sys
 from pathlib import Path
 
 from . import data as datamod
-from .config import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULES, RunConfig
+from .config import CHOICES, DATASETS, Recipe, RunConfig, reproduce_command
 from .errors import ConvnetsError
-from .models import REGISTRY, get_model
+from .models import REGISTRY, default_recipe
+from .reporting import pct
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130
@@ -36,16 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
 
     t = sub.add_parser("train", help="train a model, or return its cached run")
-    t.add_argument("--model", required=True)
-    t.add_argument("--dataset", required=True, choices=DATASETS)
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float, help="peak learning rate")
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--label-smoothing", type=float)
-    t.add_argument("--optimizer", choices=OPTIMIZERS)
-    t.add_argument("--schedule", choices=SCHEDULES)
-    t.add_argument("--augment", choices=AUGMENTATIONS)
+    t.add_argument("--config", type=Path, help="a run configuration file (JSON, as the dashboard's jobs write): "
+                   "train exactly it; the options below then do not apply")
+    t.add_argument("--model")
+    t.add_argument("--dataset", choices=DATASETS)
+    for field in dataclasses.fields(Recipe):
+        flag = f"--{field.name.replace('_', '-')}"
+        if field.type == "bool":
+            t.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=RECIPE_HELP[field.name])
+        else:
+            t.add_argument(flag, type=int if field.type == "int" else float if field.type == "float" else str,
+                           choices=CHOICES.get(field.name), help=RECIPE_HELP[field.name])
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the model, with CUDA graphs on a GPU (default: on for one CUDA GPU, off "
@@ -119,35 +121,32 @@ def cmd_models(args) -> int:
 
 
 def _pcts(accs: dict) -> str:
-    return ", ".join(f"{d} {a:.2%}" for d, a in accs.items()) or "-"
+    return ", ".join(f"{d} {pct(a)}" for d, a in accs.items()) or "-"
+
+
+RECIPE_HELP = {
+    "epochs": "length of the schedule", "batch_size": "without --lr, the peak learning rate scales with it",
+    "optimizer": None, "lr": "peak learning rate", "momentum": "SGD momentum (Adam: first beta)",
+    "nesterov": "Nesterov momentum (SGD)", "weight_decay": None, "label_smoothing": None, "schedule": None,
+    "warmup": "fraction of the steps spent warming up (one-cycle schedules)", "augment": None,
+    "normalize": "input standardisation: per channel, per pixel, or /255",
+}
 
 
 def config_from_args(args) -> RunConfig:
-    spec = get_model(args.model)
-    if args.dataset not in spec.datasets:
-        raise ConvnetsError(f"{args.model} applies to {', '.join(spec.datasets)}, not {args.dataset}")
-    default = spec.recipes[args.dataset]
-    lr = args.lr
-    if lr is None and args.batch_size:  # the linear scaling rule (Goyal et al. 2017): lr grows with the batch
-        lr = default.lr * args.batch_size / default.batch_size
-    recipe = default.replace(
-        epochs=args.epochs, batch_size=args.batch_size, lr=lr, weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing, optimizer=args.optimizer, schedule=args.schedule, augment=args.augment,
-    )
-    if recipe.epochs < 1 or recipe.batch_size < 1 or not recipe.lr > 0:
-        raise ConvnetsError("epochs and batch size must be at least 1 and the learning rate above 0")
-    copy = datamod.find_source(args.dataset, args.data_dir).copy
-    return RunConfig(args.model, args.dataset, recipe, seed=args.seed, data_copy=copy)
-
-
-def reproduce_command(config: RunConfig, data_dir: str | None) -> str:
-    """The full command that makes this exact run, recorded with it (defaults can change; this cannot)."""
-    r = config.recipe
-    argv = ["train", "--model", config.model, "--dataset", config.dataset, "--epochs", r.epochs,
-            "--batch-size", r.batch_size, "--lr", r.lr, "--weight-decay", r.weight_decay,
-            "--label-smoothing", r.label_smoothing, "--optimizer", r.optimizer, "--schedule", r.schedule,
-            "--augment", r.augment, "--seed", config.seed] + (["--data-dir", data_dir] if data_dir else [])
-    return "python -m convnets " + shlex.join(map(str, argv))
+    """The run configuration a `train` command asks for, checked: from --config, or the model's default recipe
+    with the given fields changed; the data copy is the one in the data folder."""
+    if args.config is not None:
+        config = RunConfig.read(args.config)
+    else:
+        if not args.model or not args.dataset:
+            raise ConvnetsError("train needs --model and --dataset (or --config FILE)")
+        changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)}
+        recipe = default_recipe(args.model, args.dataset).customised(**changes)
+        copy = datamod.find_source(args.dataset, args.data_dir).copy
+        config = RunConfig(args.model, args.dataset, recipe, seed=args.seed, data_copy=copy)
+    default_recipe(config.model, config.dataset)  # the model exists and takes the dataset
+    return config.check()
 
 
 def cmd_train(args) -> int:
@@ -180,7 +179,7 @@ def cmd_train(args) -> int:
         print(json.dumps(summary))
     else:
         verb = "cached" if cached else "trained"
-        print(f"{verb} {summary['run_id']}: test accuracy {summary['test_accuracy']:.2%} after "
+        print(f"{verb} {summary['run_id']}: test accuracy {pct(summary['test_accuracy'])} after "
               f"{summary['epochs']} epochs, {summary['train_seconds']:.1f} s of training on {summary['device']}")
     return 0
 
@@ -196,23 +195,20 @@ def cmd_runs(args) -> int:
     for r in rows:
         acc = r.get("test_accuracy")
         table.append((r["run_id"] + (" (zoo)" if r["zoo"] else ""), r["state"], str(r.get("epochs_done", "")),
-                      f"{acc:.2%}" if acc is not None else "-", str(r.get("train_seconds", "")),
+                      pct(acc), str(r.get("train_seconds", "")),
                       r.get("device") or ""))
     _print_table(table)
     return 0
 
 
 def cmd_eval(args) -> int:
+    from .device import pick_device
     from .evaluate import final_report
     from .store import RunStore
-    from .train import pick_device
 
     run = RunStore().require(args.run_id)
     config = run.config
-    data = datamod.load(config.dataset, args.data_dir)
-    if data.copy != config.data_copy:
-        raise ConvnetsError(f"{run.run_id} was trained on the {config.data_copy} copy; {args.data_dir} has the "
-                            f"{data.copy} copy")
+    data = datamod.load_copy(config.dataset, config.data_copy, args.data_dir)
     device = pick_device(args.device)
     report, _ = final_report(run.load_model(device), data, device)
     stored = (run.evaluation() or {}).get("test_accuracy")
@@ -221,8 +217,9 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        stored_text = f" (stored: {stored:.2%})" if stored is not None else ""
-        print(f"{run.run_id}: test accuracy {report['test_accuracy']:.2%} on {data.copy} {config.dataset}{stored_text}")
+        stored_text = f" (stored: {pct(stored)})" if stored is not None else ""
+        accuracy = pct(report["test_accuracy"])
+        print(f"{run.run_id}: test accuracy {accuracy} on {data.copy} {config.dataset}{stored_text}")
         _print_table([("", *config_classes(config))] + [
             (name, *map(str, row)) for name, row in zip(config_classes(config), report["confusion_matrix"])])
     return 0

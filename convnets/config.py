@@ -1,7 +1,9 @@
 """Training recipes and run configurations.
 
 A run is identified by everything that changes its result (model, dataset, recipe, seed, data copy),
-so the configuration lives in one frozen dataclass whose hash is the run id.
+so the configuration lives in one frozen dataclass whose hash is the run id. It is the one thing passed
+between the Train page, the job queue, the CLI and the engine: built and checked once, written to a file,
+read back, and turned into the command that reproduces it here.
 """
 
 from __future__ import annotations
@@ -9,12 +11,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shlex
 from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConvnetsError
 
 DATASETS = ("mnist", "cifar10")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "onecycle-cos", "cosine", "constant")
 AUGMENTATIONS = ("crop-flip", "flip", "shift", "none")  # shift: translations only (digits must not be mirrored)
+NORMALIZATIONS = ("channel", "pixel", "unit")
+DATA_COPIES = ("official", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,48 @@ class Recipe:
     normalize: str = "channel"  # channel (per-channel mean/std) | pixel (mean/std image) | unit (/255)
 
     def replace(self, **changes) -> Recipe:
+        """This recipe with the given fields changed (None leaves a field as it is)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def customised(self, **changes) -> Recipe:
+        """``replace`` plus the linear learning-rate rule (Goyal et al. 2017): a new batch size without a new
+        learning rate scales the peak rate with the batch, ``lr × batch / default batch``."""
+        batch = changes.get("batch_size")
+        if changes.get("lr") is None and batch is not None and batch != self.batch_size:
+            changes = {**changes, "lr": self.lr * batch / self.batch_size}
+        return self.replace(**changes)
+
+    def check(self) -> Recipe:
+        """The recipe itself, or a ConvnetsError naming the first field out of range, its value and the range."""
+        for name, (low, high, low_open, high_open) in RANGES.items():
+            value = getattr(self, name)
+            kind = int if name in INTEGERS else int | float
+            if isinstance(value, bool) or not isinstance(value, kind) or value != value or (
+                    value <= low if low_open else value < low) or (value >= high if high_open else value > high):
+                span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+                whole = " whole numbers" if name in INTEGERS else ""
+                raise ConvnetsError(f"{name.replace('_', '-')} {value!r} is out of range: allowed{whole} {span}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConvnetsError(f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}")
+        if self.schedule == "onecycle-cos" and not 0.05 <= self.momentum <= 0.95:
+            raise ConvnetsError(f"momentum {self.momentum!r} is out of range for onecycle-cos, which cycles it by "
+                                "±0.05: allowed [0.05, 0.95]")
+        return self
+
+
+# name -> (low, high, low end open, high end open); integers are checked for being whole by their type
+RANGES = {
+    "epochs": (1, 10_000, False, False),
+    "batch_size": (1, 65_536, False, False),
+    "lr": (0, 10, True, False),
+    "momentum": (0, 1, False, True),
+    "weight_decay": (0, 0.1, False, False),
+    "label_smoothing": (0, 1, False, True),
+    "warmup": (0, 1, False, True),
+}
+INTEGERS = ("epochs", "batch_size")
+CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "normalize": NORMALIZATIONS}
 
 
 @dataclass(frozen=True)
@@ -57,3 +106,43 @@ class RunConfig:
     def run_id(self) -> str:
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return f"{self.model}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:10]}"
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def read(cls, path: Path | str) -> RunConfig:
+        """A configuration written by ``write``, or a ConvnetsError saying why the file is not one."""
+        try:
+            record = json.loads(Path(path).read_text())
+            config = cls.from_dict(record)
+        except OSError as e:
+            raise ConvnetsError(f"cannot read the run configuration {path} ({e.strerror or e})") from None
+        except (ValueError, TypeError, KeyError) as e:
+            raise ConvnetsError(f"{path} is not a run configuration ({type(e).__name__}: {e})") from None
+        if not isinstance(config.model, str) or not isinstance(config.seed, int) or isinstance(config.seed, bool):
+            raise ConvnetsError(f"{path} is not a run configuration (model must be a name, seed an integer)")
+        return config
+
+    def check(self) -> RunConfig:
+        """The configuration, or a ConvnetsError naming what is out of range (the model is the registry's)."""
+        if self.dataset not in DATASETS:
+            raise ConvnetsError(f"dataset '{self.dataset}' is not one of: {', '.join(DATASETS)}")
+        if self.data_copy not in DATA_COPIES:
+            raise ConvnetsError(f"data copy '{self.data_copy}' is not one of: {', '.join(DATA_COPIES)}")
+        if not 0 <= self.seed < 2**31:
+            raise ConvnetsError(f"seed {self.seed} is out of range: allowed [0, 2147483647]")
+        self.recipe.check()
+        return self
+
+
+def reproduce_command(config: RunConfig, data_dir: str | None) -> str:
+    """The full command that makes this exact run, recorded with it: every field of the recipe is spelled out,
+    because the registry's defaults can change and this must not."""
+    argv = ["train", "--model", config.model, "--dataset", config.dataset]
+    for f in dataclasses.fields(Recipe):
+        value = getattr(config.recipe, f.name)
+        flag = f"--{f.name.replace('_', '-')}"
+        argv += [flag if value else f"--no-{f.name}"] if isinstance(value, bool) else [flag, value]
+    argv += ["--seed", config.seed] + (["--data-dir", data_dir] if data_dir else [])
+    return "python -m convnets " + shlex.join(map(str, argv))

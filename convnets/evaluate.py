@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Dataset, Split, batches
+from .schema import Evaluation
 
 MISTAKES_KEPT = 32
 
@@ -55,16 +56,16 @@ def report_from_probs(probs: torch.Tensor, labels: torch.Tensor, classes: list[s
     wrong = (pred != labels).nonzero().flatten()
     confidence = probs[wrong, pred[wrong]]
     top = wrong[confidence.argsort(descending=True)[:MISTAKES_KEPT]]
-    return {
-        "test_accuracy": (pred == labels).float().mean().item(),
-        "test_loss": _loss(probs, labels),
-        "test_images": len(labels),
-        "classes": classes,
-        "confusion_matrix": confusion.tolist(),
-        "per_class_accuracy": dict(zip(classes, per_class)),
-        "mistakes": [
+    return Evaluation(
+        test_accuracy=(pred == labels).float().mean().item(),
+        test_loss=_loss(probs, labels),
+        test_images=len(labels),
+        classes=classes,
+        confusion_matrix=confusion.tolist(),
+        per_class_accuracy=dict(zip(classes, per_class)),
+        mistakes=[
             {"index": int(i), "true": int(labels[i]), "predicted": int(pred[i]),
              "confidence": round(float(probs[i, pred[i]]), 4)}
             for i in top
         ],
-    }
+    ).to_dict()

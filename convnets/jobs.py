@@ -19,23 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import RunConfig
+from .device import available_devices
 from .errors import ConvnetsError
+from .models import default_recipe
+from .schema import ACTIVE, State
 from .store import Run, RunStore, check_run_id, read_json, write_json
-
-ACTIVE = ("queued", "running")
 
 
 @dataclass
 class Job:
     job_id: str  # = the run id
-    config: RunConfig
-    state: str  # queued | running | finished | failed | cancelled | interrupted | cached
+    config: RunConfig | None  # None only for a damaged job file
+    state: State
     created: float
     error: str | None = None
-    progress: dict | None = None  # epoch, epochs, step, steps, loss, images_per_second, eta_seconds
+    progress: dict | None = None  # a schema.Progress as stored in the run's status
     pid: int | None = None
-    argv: list[str] | None = None  # the `train` arguments it was launched with
-    phase: str | None = None  # what a running job is doing: loading data, training, evaluating
+    device: str = "auto"
+    data_dir: str | None = None
+    phase: str | None = None  # what a running job is doing (schema.Phase)
 
     @property
     def run_id(self) -> str:
@@ -48,29 +50,35 @@ class JobManager:
         self.dir = self.store.home / "jobs"
         self.queue = self.dir / "queue.lock"
 
-    def submit(self, argv: list[str]) -> Job:
-        """Start ``python -m convnets train <argv>`` in the background, unless the run is done or under way."""
-        from .cli import build_parser, config_from_args
-
-        args = build_parser().parse_args(["train", *argv])
-        config = config_from_args(args)
+    def submit(self, config: RunConfig, *, device: str = "auto", data_dir: str | None = None) -> Job:
+        """Train exactly ``config`` in the background (``python -m convnets train --config FILE``), unless its run
+        is finished or a job for it is under way. The configuration is checked first: a bad one is a
+        ConvnetsError here, before any file is written."""
+        config.check()
+        default_recipe(config.model, config.dataset)  # an unknown model is refused here, not in the subprocess
+        if device not in available_devices():
+            raise ConvnetsError(f"device '{device}' is not available here (choose from: "
+                                f"{', '.join(available_devices())})")
         run = self.store.get(config.run_id)
         if run is not None and run.finished:
-            return Job(config.run_id, config, "cached", time.time())
+            return Job(config.run_id, config, State.CACHED, time.time())
         existing = self.get(config.run_id)
         if existing is not None and existing.state in ACTIVE:
             return existing
         self.dir.mkdir(parents=True, exist_ok=True)
-        log = self.dir / f"{config.run_id}.log"
-        command = [sys.executable, "-m", "convnets", "train", *argv, "--json", "--queue", str(self.queue)]
+        config_file = self.dir / f"{config.run_id}.config.json"
+        config.write(config_file)
+        command = [sys.executable, "-m", "convnets", "train", "--config", str(config_file), "--json",
+                   "--queue", str(self.queue)]
+        command += (["--device", device] if device != "auto" else []) + (["--data-dir", data_dir] if data_dir else [])
         package_root = str(Path(__file__).resolve().parent.parent)  # found whatever folder the server started in
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "CONVNETS_HOME": str(self.store.home), "PYTHONPATH": path}
-        with open(log, "wb") as out:
+        with open(self.dir / f"{config.run_id}.log", "wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=env)
-        write_json(self.dir / f"{config.run_id}.json",
-                   {"config": config.to_dict(), "argv": argv, "pid": proc.pid, "created": time.time()})
+        write_json(self.dir / f"{config.run_id}.json", {"config": config.to_dict(), "device": device,
+                                                        "data_dir": data_dir, "pid": proc.pid, "created": time.time()})
         return self._job(config.run_id)
 
     def get(self, job_id: str) -> Job | None:
@@ -79,15 +87,17 @@ class JobManager:
 
     def jobs(self) -> list[Job]:
         """Every job, newest first."""
-        found = [self._job(p.stem) for p in self.dir.glob("*.json")] if self.dir.is_dir() else []
+        records = [p for p in self.dir.glob("*.json") if not p.name.endswith(".config.json")] if self.dir.is_dir() \
+            else []
+        found = [self._job(p.stem) for p in records]
         return sorted((j for j in found if j is not None), key=lambda j: j.created, reverse=True)
 
     def resume(self, job_id: str) -> Job:
         """Launch a stopped job again: it continues from its run's last completed epoch."""
         job = self.get(job_id)
-        if job is None or job.argv is None:
+        if job is None or job.config is None:
             raise ConvnetsError(f"no job {job_id} to resume")
-        return self.submit(job.argv)
+        return self.submit(job.config, device=job.device, data_dir=job.data_dir)
 
     def cancel(self, job_id: str) -> None:
         """Ask the trainer to stop; it finishes the current step and keeps its last completed epoch."""
@@ -102,7 +112,7 @@ class JobManager:
         job = self.get(job_id)
         if job is not None and job.state in ACTIVE:
             raise ConvnetsError(f"job {job_id} is still {job.state}; cancel it first")
-        for suffix in (".json", ".log"):
+        for suffix in (".json", ".config.json", ".log"):
             (self.dir / f"{job_id}{suffix}").unlink(missing_ok=True)
 
     def log_tail(self, job_id: str, lines: int = 20) -> str:
@@ -113,24 +123,30 @@ class JobManager:
             return ""
 
     def _job(self, job_id: str) -> Job | None:
+        path = self.dir / f"{job_id}.json"
         try:
-            record = read_json(self.dir / f"{job_id}.json")
+            record = read_json(path)
             config = RunConfig.from_dict(record["config"])
-        except (OSError, ValueError, KeyError, TypeError):
+            job = Job(job_id, config, State.QUEUED, float(record["created"]), pid=record.get("pid"),
+                      device=record.get("device") or "auto", data_dir=record.get("data_dir"))
+        except FileNotFoundError:
             return None
-        job = Job(job_id, config, "queued", record["created"], pid=record.get("pid"), argv=record.get("argv"))
+        except (OSError, ValueError, KeyError, TypeError) as e:  # edited or torn by hand: say so, lose nothing
+            created = path.stat().st_mtime if path.exists() else time.time()
+            return Job(job_id, None, State.DAMAGED, created, error=f"the job file {path} is malformed "
+                       f"({type(e).__name__}: {e}); its run, if any, is untouched in the store")
         run = self.store.get(job_id)
         status = run.status() if run is not None else {}
         state = status.get("state")
         stale = status.get("updated", 0) < job.created  # the run's status predates this launch
-        if state is None or (_alive(job.pid) and (stale or state == "interrupted")):
+        if state is None or (_alive(job.pid) and (stale or state == State.INTERRUPTED)):
             # The subprocess has not reached its run yet (it is starting, or waiting for the run's lock).
-            job.state = "queued" if _alive(job.pid) else "failed"
+            job.state = State.QUEUED if _alive(job.pid) else State.FAILED
             job.error = None if _alive(job.pid) else (_last_error(self.log_tail(job_id)) or "the job ended early")
             return job
-        job.state, job.error, job.progress = state, status.get("error"), status.get("progress")
+        job.state, job.error, job.progress = State(state), status.get("error"), status.get("progress")
         job.phase = status.get("phase")
-        if state == "interrupted":
+        if state == State.INTERRUPTED:
             job.error = status.get("error") or "the training process ended unexpectedly; launch it again to resume"
         return job
 

@@ -26,10 +26,11 @@ from safetensors.torch import load_file, save_file
 from .config import RunConfig
 from .data import default_home
 from .errors import ConvnetsError
+from .models.classifier import build_classifier
+from .schema import ACTIVE, Evaluation, HistoryRow, State, checked
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 RUN_ID = re.compile(r"^[a-z0-9_]+-[a-z0-9]+-[0-9a-f]{10}\Z")  # \Z: "$" would let a trailing newline in
-FINISHED = "finished"
 WEIGHT_FORMS = ("fp32", "fp16", "int8")
 INT8_SCALE = ".__int8_scale"  # beside each int8 weight tensor: its fp32 scale per output channel
 
@@ -84,11 +85,11 @@ class Run:
             status = self._json("status.json")
             self.config  # noqa: B018 - a run without a readable configuration is damaged
         except ConvnetsError as e:
-            return {"state": "damaged", "error": str(e)}
-        if status.get("state") in ("running", "queued") and not self.is_locked():
-            status = {**status, "state": "interrupted"}
-        if status.get("state") == FINISHED and (problem := self._weights_problem()):
-            status = {**status, "state": "damaged", "error": problem}
+            return {"state": State.DAMAGED, "error": str(e)}
+        if status.get("state") in ACTIVE and not self.is_locked():
+            status = {**status, "state": State.INTERRUPTED}
+        if status.get("state") == State.FINISHED and (problem := self._weights_problem()):
+            status = {**status, "state": State.DAMAGED, "error": problem}
         return status
 
     def _weights_problem(self) -> str | None:
@@ -119,13 +120,23 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return self.status()["state"] == FINISHED
+        return self.status()["state"] == State.FINISHED
 
     def history(self) -> list[dict]:
-        return self._json("history.json") if (self.path / "history.json").exists() else []
+        """The completed epochs (schema.HistoryRow each), or a ConvnetsError naming the malformed row."""
+        if not (self.path / "history.json").exists():
+            return []
+        rows = self._json("history.json")
+        if not isinstance(rows, list):
+            raise ConvnetsError(f"run {self.run_id} has a malformed history.json (expected a list of epochs)")
+        return [checked(HistoryRow, row, f"run {self.run_id}'s history.json (epoch {i + 1})").to_dict()
+                for i, row in enumerate(rows)]
 
     def evaluation(self) -> dict | None:
-        return self._json("evaluation.json") if (self.path / "evaluation.json").exists() else None
+        """The test report (schema.Evaluation), None before the run finished, or a ConvnetsError if malformed."""
+        if not (self.path / "evaluation.json").exists():
+            return None
+        return checked(Evaluation, self._json("evaluation.json"), f"run {self.run_id}'s evaluation.json").to_dict()
 
     def mistakes(self) -> tuple[np.ndarray, list[dict]]:
         """The most confident mistakes: their images (N×H×W×C uint8) and their records."""
@@ -140,15 +151,15 @@ class Run:
         """The flat record the CLI prints and the leaderboard shows."""
         status = self.status()
         out = {"run_id": self.run_id, "state": status["state"], "zoo": self.readonly, "error": status.get("error")}
-        if status["state"] == "damaged":
+        if status["state"] == State.DAMAGED:
             return out
         try:  # a damaged history or evaluation marks the run damaged instead of breaking every listing
             return self._details(out, status)
         except ConvnetsError as e:
-            return {**out, "state": "damaged", "error": str(e)}
+            return {**out, "state": State.DAMAGED, "error": str(e)}
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             error = f"run {self.run_id} has a malformed history.json or evaluation.json ({type(e).__name__}: {e})"
-            return {**out, "state": "damaged", "error": error}
+            return {**out, "state": State.DAMAGED, "error": error}
 
     def _details(self, out: dict, status: dict) -> dict:
         config = self.config
@@ -179,8 +190,6 @@ class Run:
 
     def load_model(self, device: torch.device | str = "cpu") -> torch.nn.Module:
         """The trained classifier in eval mode; safetensors, so loading never runs code from the file."""
-        from .train import build_classifier  # the engine builds models; the store only holds weights
-
         config = self.config
         try:  # a truncated file, or one holding the wrong tensors
             state = _dequantized(load_file(self.path / "model.safetensors", device=str(device)))
@@ -211,7 +220,7 @@ class Run:
         self._writable()
         write_json(self.path / name, obj)
 
-    def set_status(self, state: str, **fields) -> None:
+    def set_status(self, state: State, **fields) -> None:
         self.write("status.json", {"state": state, "updated": time.time(), **fields})
 
     def save_resume(self, state: dict) -> None:

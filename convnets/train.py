@@ -24,9 +24,11 @@ from torch import nn
 
 from . import data as datamod
 from .config import SCHEDULES, Recipe, RunConfig
+from .device import describe_device, pick_device
 from .errors import ConvnetsError
 from .evaluate import evaluate, final_report
-from .models import get_model
+from .models.classifier import classifier
+from .schema import HistoryRow, Phase, Progress, State
 from .store import Run, RunStore
 
 
@@ -38,80 +40,7 @@ class Diverged(ConvnetsError):
     """The loss became NaN or infinite: the recipe (usually the learning rate) does not train this model."""
 
 
-@dataclass
-class Progress:
-    epoch: int  # 1-based epoch being trained
-    epochs: int
-    step: int  # steps done in this epoch
-    steps: int
-    loss: float  # running mean of this epoch's training loss
-    accuracy: float  # running training accuracy of this epoch
-    images_per_second: float
-    eta_seconds: float
-    phase: str  # train | eval | done
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
 ProgressFn = Callable[[Progress], None]
-
-
-def pick_device(requested: str | None = None) -> torch.device:
-    """CUDA when present, else Apple MPS, else the CPU; an explicit request must be available."""
-    if requested and requested != "auto":
-        device = torch.device(requested)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConvnetsError("--device cuda was asked for, but no CUDA GPU is available")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ConvnetsError("--device mps was asked for, but Apple MPS is not available")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    if device.type == "cpu":
-        threads = torch.get_num_threads()
-        return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
-    return device.type
-
-
-class Normalize(nn.Module):
-    """Standardisation as part of the model, so a checkpoint carries its own input statistics."""
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
-        super().__init__()
-        shape = (1, -1, 1, 1) if mean.dim() == 1 else (1, *mean.shape)
-        self.register_buffer("mean", mean.reshape(shape).float())
-        self.register_buffer("std", std.reshape(shape).float())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-def input_stats(recipe: Recipe, train: datamod.Split) -> tuple[torch.Tensor, torch.Tensor]:
-    if recipe.normalize == "channel":
-        return datamod.channel_stats(train)
-    if recipe.normalize == "pixel":
-        return datamod.pixel_stats(train)
-    if recipe.normalize == "unit":
-        c = train.images.shape[1]
-        return torch.zeros(c), torch.full((c,), 255.0)
-    raise ConvnetsError(f"unknown normalisation '{recipe.normalize}' (channel, pixel or unit)")
-
-
-def build_classifier(config: RunConfig, state: dict[str, torch.Tensor]) -> nn.Sequential:
-    """The registry's network behind its input normalisation, with weights from a saved state dict."""
-    net = get_model(config.model).build(config.dataset)
-    model = nn.Sequential(Normalize(state["0.mean"][0], state["0.std"][0]), net)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return model
 
 
 def lr_at(step: int, total: int, recipe: Recipe) -> float:
@@ -244,20 +173,20 @@ def train_run(
                 job.share_start(None, [], skip=True)
                 return run, True
             try:
-                run.set_status("queued", pid=os.getpid(), **_resume_fields(run))
+                run.set_status(State.QUEUED, pid=os.getpid(), **_resume_fields(run))
                 with wait_turn(queue, cancel):
                     job.train(run)
             except Cancelled:
-                run.set_status("cancelled", error="cancelled by the user", **_resume_fields(run))
+                run.set_status(State.CANCELLED, error="cancelled by the user", **_resume_fields(run))
                 raise
             except KeyboardInterrupt:
-                run.set_status("cancelled", error="interrupted", **_resume_fields(run))
+                run.set_status(State.CANCELLED, error="interrupted", **_resume_fields(run))
                 raise
             except ConvnetsError as e:
-                run.set_status("failed", error=str(e), **_resume_fields(run))
+                run.set_status(State.FAILED, error=str(e), **_resume_fields(run))
                 raise
             except Exception as e:
-                run.set_status("failed", error=f"{type(e).__name__}: {e}", **_resume_fields(run))
+                run.set_status(State.FAILED, error=f"{type(e).__name__}: {e}", **_resume_fields(run))
                 raise
     return run, False
 
@@ -335,9 +264,8 @@ class Trainer:
                  compile: bool | None = None, dist: Dist = Dist(), sync_bn: bool = False):
         self.config, self.recipe, self.device, self.dist = config, config.recipe, device, dist
         torch.manual_seed(config.seed)
-        net = get_model(config.model).build(config.dataset)
-        self.params = sum(p.numel() for p in net.parameters())
-        self.model = nn.Sequential(Normalize(*input_stats(self.recipe, train)), net).to(device)
+        self.model = classifier(config, *datamod.input_stats(self.recipe.normalize, train)).to(device)
+        self.params = sum(p.numel() for p in self.model[1].parameters())
         self.optimizer = make_optimizer(self.model, self.recipe, device)
         self.channels_last = use_channels_last(device)
         if self.channels_last:
@@ -486,13 +414,10 @@ class _Job:
         status = {"pid": os.getpid(), "device": describe_device(device), "world_size": self.dist.world,
                   "command": self.command}
         if run is not None:
-            run.set_status("running", phase="loading data", **status)
-        data = datamod.load(config.dataset, self.data_dir)
-        if data.copy != config.data_copy:
-            raise ConvnetsError(f"the data in {self.data_dir} is the {data.copy} copy, but the run asks for "
-                                f"{config.data_copy}")
+            run.set_status(State.RUNNING, phase=Phase.LOADING, **status)
+        data = datamod.load_copy(config.dataset, config.data_copy, self.data_dir)
         trainer = Trainer(config, data.train, device, compile=self.compile, dist=self.dist, sync_bn=self.sync_bn)
-        status.update(params=trainer.params, phase="training", compiled=trainer.compiled)
+        status.update(params=trainer.params, phase=Phase.TRAINING, compiled=trainer.compiled)
         train, test = data.train.to(device), data.test.to(device)
         resume = run.load_resume() if run is not None else None
         done = _history_or_none(run) if resume is not None else None
@@ -505,7 +430,7 @@ class _Job:
             trainer.load_state(resume)
         if trainer.compiled:
             if run is not None:
-                run.set_status("running", **{**status, "phase": "compiling"})
+                run.set_status(State.RUNNING, **{**status, "phase": Phase.COMPILING})
             status["compile_seconds"] = trainer.warm_up(train)
         steps = trainer.steps_per_epoch(len(train))
         for epoch in range(len(history) + 1, config.recipe.epochs + 1):
@@ -516,17 +441,16 @@ class _Job:
             if run is None:
                 continue
             scores = evaluate(trainer.model, test, device)
-            history.append({
-                "epoch": epoch, "train_loss": stats.loss, "train_accuracy": stats.accuracy,
-                "test_loss": scores["loss"], "test_accuracy": scores["accuracy"], "lr": stats.lr,
-                "seconds": round(stats.seconds, 3), "images": stats.images,
-                "images_per_second": round(stats.images / stats.seconds, 1),
-                "wall_seconds": round(sum(h["seconds"] for h in history) + stats.seconds, 3),
-            })
+            history.append(HistoryRow(
+                epoch=epoch, train_loss=stats.loss, train_accuracy=stats.accuracy, test_loss=scores["loss"],
+                test_accuracy=scores["accuracy"], lr=stats.lr, seconds=round(stats.seconds, 3), images=stats.images,
+                images_per_second=round(stats.images / stats.seconds, 1),
+                wall_seconds=round(sum(h["seconds"] for h in history) + stats.seconds, 3)).to_dict())
             run.save_resume(trainer.state(epoch))
             run.write("history.json", history)
-            run.set_status("running", progress=progress_dict(epoch, config.recipe.epochs, steps, steps, stats.loss,
-                                                              stats.images / stats.seconds, 0.0), **status)
+            done = Progress(epoch, config.recipe.epochs, steps, steps, stats.loss, stats.accuracy,
+                            stats.images / stats.seconds, 0.0)
+            run.set_status(State.RUNNING, progress=done.to_dict(), **status)
         if run is not None:
             self._finish(run, trainer.model, data, history, status)
 
@@ -536,13 +460,13 @@ class _Job:
         if self.progress is not None:
             last = history[-1]
             self.progress(Progress(epochs, epochs, 1, 1, last["train_loss"], last["train_accuracy"],
-                                   last["images_per_second"], 0.0, "eval"))
-        run.set_status("running", **{**status, "phase": "evaluating"})
+                                   last["images_per_second"], 0.0, Phase.EVALUATING))
+        run.set_status(State.RUNNING, **{**status, "phase": Phase.EVALUATING})
         report, mistake_images = final_report(model, data, self.device)
         run.save_mistakes(mistake_images)
         run.write("evaluation.json", report)
         run.save_model(model)
-        run.set_status("finished", finished_at=time.time(), **{**status, "phase": "done"})
+        run.set_status(State.FINISHED, finished_at=time.time(), **{**status, "phase": Phase.DONE})
         (run.path / "resume.pt").unlink(missing_ok=True)
 
     def _reporter(self, run: Run | None, status: dict, epoch: int, steps: int,
@@ -562,18 +486,12 @@ class _Job:
             loss_sum, correct = totals.tolist()
             rate = seen * self.dist.world / max(elapsed, 1e-9)
             eta = ((epochs - epoch) * n + n - seen * self.dist.world) / rate
+            progress = Progress(epoch, epochs, step, steps, loss_sum / seen, correct / seen, rate, eta)
             if self.progress is not None:
-                self.progress(Progress(epoch, epochs, step, steps, loss_sum / seen, correct / seen, rate, eta,
-                                       "train"))
-            run.set_status("running", progress=progress_dict(epoch, epochs, step, steps, loss_sum / seen, rate, eta),
-                           **status)
+                self.progress(progress)
+            run.set_status(State.RUNNING, progress=progress.to_dict(), **status)
 
         return on_step
-
-
-def progress_dict(epoch: int, epochs: int, step: int, steps: int, loss: float, rate: float, eta: float) -> dict:
-    return {"epoch": epoch, "epochs": epochs, "step": step, "steps": steps, "loss": loss,
-            "images_per_second": rate, "eta_seconds": eta}
 
 
 def use_channels_last(device: torch.device) -> bool:

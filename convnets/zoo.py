@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 
 from . import data as datamod
-from .cli import reproduce_command
-from .config import RunConfig
+from .config import RunConfig, reproduce_command
+from .device import pick_device
 from .errors import ConvnetsError
 from .evaluate import final_report, predict_probs
 from .models import get_model
+from .reporting import copy_cost, official_equivalent, pct
 from .store import WEIGHT_FORMS, ZOO_DIR, Run, RunStore
 
 
@@ -102,7 +103,7 @@ def build(
 ) -> list[dict]:
     """Train (or reuse) the chosen entries (of ``entries``, by default the zoo's own), copy each into the zoo as
     it finishes, and rewrite the results table; ``shipped(entry, rows)`` is told after each one."""
-    from .train import pick_device, train_run
+    from .train import train_run
 
     store = store or RunStore(zoo="")
     for entry in select(only, entries):
@@ -170,7 +171,7 @@ def target(entry: Entry, data_copy: str) -> float | None:
         published = None if paper is None else paper - (0.01 if spec.kind == "paper" else 0.0)
     if published is None:
         return None
-    return published - (datamod.JPEG_COST if data_copy == "jpeg" else 0.0)
+    return published - copy_cost(data_copy)
 
 
 def write_results(zoo_dir: Path = ZOO_DIR, entries: list[Entry] | None = None) -> list[dict]:
@@ -192,7 +193,7 @@ def write_results(zoo_dir: Path = ZOO_DIR, entries: list[Entry] | None = None) -
                                           "train_seconds", "images_per_second", "device", "command")})
             row["weights"] = run.weights_form()
             if copy == "jpeg":
-                row["official_equivalent"] = s["test_accuracy"] + datamod.JPEG_COST
+                row["official_equivalent"] = official_equivalent(s["test_accuracy"], copy)
         row["target"] = target(entry, copy)
         if run is not None and row["target"] is not None:
             row["target_met"] = row["test_accuracy"] >= row["target"] - 1e-9
@@ -206,18 +207,14 @@ def write_results(zoo_dir: Path = ZOO_DIR, entries: list[Entry] | None = None) -
 SHIP_TOLERANCE = 0.0005  # a compact weight form may move test accuracy by at most 0.05 points
 
 
-def _pct(x: float | None) -> str:
-    return f"{x:.2%}" if x is not None else "–"
-
-
 def results_markdown(rows: list[dict]) -> str:
     columns = ("model", "dataset", "data", "params", "epochs", "test acc. (final epoch)", "≈ official",
                "target (this data)", "paper", "reference notebooks", "weights", "train s", "images/s", "device")
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     lines = []
     for r in rows:
-        goal = _pct(r["target"]) + ("" if "target_met" not in r else " ✓" if r["target_met"] else " ✗")
-        published = f"{_pct(r['paper_accuracy'])} | {_pct(r['reference_accuracy'])}"
+        goal = pct(r["target"]) + ("" if "target_met" not in r else " ✓" if r["target_met"] else " ✗")
+        published = f"{pct(r['paper_accuracy'])} | {pct(r['reference_accuracy'])}"
         if not r["shipped"]:
             lines.append(f"| {r['model']} | {r['dataset']} | – | {r['params']:,} | – | not trained yet | – | {goal} | "
                          f"{published} | – | – | – | – |")
@@ -225,7 +222,7 @@ def results_markdown(rows: list[dict]) -> str:
         data = "CIFAR-10 JPEG copy" if r["data_copy"] == "jpeg" else "official"
         lines.append(
             f"| {r['model']} | {r['dataset']} | {data} | {r['params']:,} | {r['epochs']} | "
-            f"{_pct(r['test_accuracy'])} | {_pct(r.get('official_equivalent', r['test_accuracy']))} | {goal} | "
+            f"{pct(r['test_accuracy'])} | {pct(r.get('official_equivalent', r['test_accuracy']))} | {goal} | "
             f"{published} | {r['weights']} | {r['train_seconds']:,.0f} | {r['images_per_second']:,.0f} | "
             f"{r['device']} |")
     return head + "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ if ROOT not in sys.path:  # Streamlit puts dashboard/ on the path, not the repos
 import streamlit as st  # noqa: E402
 
 from convnets.data import default_data_dir  # noqa: E402
-from convnets.train import describe_device, pick_device  # noqa: E402
+from convnets.device import describe_device, pick_device  # noqa: E402
 from dashboard.common import ALL, DATASET_LABELS, PAGES, page_path  # noqa: E402
 
 

@@ -13,7 +13,9 @@ import streamlit as st
 from convnets.data import default_data_dir
 from convnets.imaging import to_display
 from convnets.predict import Prediction
-from convnets.store import FINISHED, RunStore
+from convnets.reporting import pct  # noqa: F401 - the pages' percentages, written as everywhere else
+from convnets.schema import State
+from convnets.store import RunStore
 from dashboard import figures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +91,7 @@ def summaries() -> list[dict]:
 
 def finished(dataset: str | None = None) -> list[dict]:
     """Summaries of the finished runs, newest first, optionally of one dataset."""
-    rows = [s for s in summaries() if s["state"] == FINISHED and dataset in (None, s["dataset"])]
+    rows = [s for s in summaries() if s["state"] == State.FINISHED and dataset in (None, s["dataset"])]
     return sorted(rows, key=lambda s: s.get("finished_at") or 0, reverse=True)
 
 
@@ -115,10 +117,6 @@ def pick_run(rows: Sequence[dict]) -> dict:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2%}"
 
 
 def duration(seconds: float | None) -> str:

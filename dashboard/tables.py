@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from convnets.data import COPY_LABELS, JPEG_COST
 from convnets.errors import ConvnetsError
 from convnets.models import get_model
-from convnets.store import FINISHED
+from convnets.reporting import COPY_LABELS, official_equivalent
+from convnets.schema import State
 
 OFFICIAL = "≈ official %"  # the column that puts every run in official-data terms
 LEADERBOARD_COLUMNS = ["Model", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper", "Reference %",
                        "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s", "img/s", "Device", "Zoo",
                        "Run"]
-
-
-def official_terms(accuracy: float | None, data_copy: str) -> float | None:
-    """A test accuracy converted to what the official data would give."""
-    if accuracy is None:
-        return None
-    return accuracy + JPEG_COST if data_copy == "jpeg" else accuracy
 
 
 def _published(model: str, dataset: str) -> tuple[float | None, float | None]:
@@ -46,9 +39,9 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
     """
     rows = []
     for s in summaries:
-        if s["state"] != FINISHED:
+        if s["state"] != State.FINISHED:
             continue
-        official = official_terms(s["test_accuracy"], s["data_copy"])
+        official = official_equivalent(s["test_accuracy"], s["data_copy"])
         paper, reference = _published(s["model"], s["dataset"])
         rows.append({
             "Model": s["model"],
@@ -81,5 +74,5 @@ def unfinished(summaries: list[dict]) -> pd.DataFrame:
         "State": s["state"],
         "Epochs done": f"{s.get('epochs_done', '–')}/{s.get('epochs', '–')}",
         "Error": s.get("error") or "",
-    } for s in summaries if s["state"] != FINISHED]
+    } for s in summaries if s["state"] != State.FINISHED]
     return pd.DataFrame(rows, columns=["Run", "State", "Epochs done", "Error"])

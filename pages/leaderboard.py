@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from convnets.reporting import JPEG_COST
 from dashboard import common, figures, tables
 
 st.title("Leaderboard")
@@ -9,7 +10,7 @@ dataset = common.dataset_filter()
 rows = [s for s in common.summaries() if dataset in (None, s.get("dataset"))]
 board = tables.leaderboard(rows)
 stragglers = tables.unfinished(rows)
-cost = f"{100 * tables.JPEG_COST:.1f}"
+cost = f"{100 * JPEG_COST:.1f}"
 
 counts = [common.plural(len(board), "finished run")]
 counts += [f"{len(stragglers)} not finished"] if len(stragglers) else []

@@ -5,26 +5,29 @@ from collections.abc import Callable
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from convnets.config import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULES
-from convnets.data import COPY_LABELS, find_source
+from convnets.config import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULES, RunConfig
+from convnets.data import find_source
+from convnets.device import available_devices
 from convnets.errors import ConvnetsError
-from convnets.jobs import ACTIVE, Job, JobManager
+from convnets.jobs import Job, JobManager
 from convnets.models import get_model, models_for
+from convnets.reporting import COPY_LABELS
+from convnets.schema import ACTIVE, STOPPED, State
 from dashboard import common, figures, training
 
-STATE_COLOURS = {"queued": "gray", "running": "blue", "finished": "green", "failed": "red", "cancelled": "orange",
-                 "interrupted": "orange"}
+STATE_COLOURS = {State.QUEUED: "gray", State.RUNNING: "blue", State.FINISHED: "green", State.FAILED: "red",
+                 State.CANCELLED: "orange", State.INTERRUPTED: "orange", State.DAMAGED: "red"}
 POLL_SECONDS = 1.0
 
 
-def launch(argv: list[str]) -> None:
-    """Submit a job, or say where the finished run already is."""
+def launch(config: RunConfig, device: str, data_dir: str) -> None:
+    """Submit a job for exactly this configuration, or say where the finished run already is."""
     try:
-        job = JobManager().submit(argv)
+        job = JobManager().submit(config, device=device, data_dir=data_dir)
     except ConvnetsError as e:
-        st.error(str(e))
+        st.error(str(e), icon=":material/error:")
         return
-    if job.state == "cached":
+    if job.state == State.CACHED:
         st.success(f"This configuration was trained already ({job.run_id}): nothing to retrain.",
                    icon=":material/check_circle:")
         links = st.columns(3)
@@ -38,6 +41,11 @@ def launch(argv: list[str]) -> None:
 
 def job_card(manager: JobManager, job: Job) -> None:
     """One job: what it trains, its state, what can be done with it, and how far it got."""
+    if job.config is None:  # a job file that cannot be read: say so, and let it be removed
+        with st.container(border=True):
+            st.error(job.error, icon=":material/error:")
+            job_actions(manager, job, st.container(horizontal=True))
+        return
     recipe = job.config.recipe
     with st.container(border=True):
         head, actions = st.columns([3, 2], vertical_alignment="center")
@@ -53,13 +61,13 @@ def job_card(manager: JobManager, job: Job) -> None:
             if history:
                 st.plotly_chart(figures.training_curves([(job.config.model, history)], height=260),
                                 key=f"curve-{job.job_id}")
-        elif job.state == "finished":
+        elif job.state == State.FINISHED:
             st.caption(f"Test accuracy {common.pct((run.evaluation() or {}).get('test_accuracy'))}")
-        elif job.state == "failed":
+        elif job.state == State.FAILED:
             st.error(job.error or "the job failed", icon=":material/error:")
         else:  # interrupted or cancelled
             st.warning(f"{job.error} — Resume continues from the last completed epoch.", icon=":material/pause:")
-        if job.state != "finished":
+        if job.state != State.FINISHED:
             with st.expander("Log"):
                 st.code(manager.log_tail(job.job_id, lines=40) or "(nothing logged yet)", language=None)
 
@@ -70,13 +78,13 @@ def job_actions(manager: JobManager, job: Job, bar: DeltaGenerator) -> None:
         if bar.button("Cancel", key=f"cancel-{job.job_id}", icon=":material/stop_circle:"):
             act(lambda: manager.cancel(job.job_id))
         return
-    if job.state in ("interrupted", "cancelled") and bar.button("Resume", key=f"resume-{job.job_id}",
+    if job.state in STOPPED and bar.button("Resume", key=f"resume-{job.job_id}",
                                                                 icon=":material/play_circle:"):
         act(lambda: manager.resume(job.job_id))
     if bar.button("Remove", key=f"forget-{job.job_id}", icon=":material/delete:",
                   help="Remove from this list; the run stays in the store"):
         act(lambda: manager.forget(job.job_id))
-    if job.state == "finished":
+    if job.state == State.FINISHED:
         with bar:
             common.link("errors", label="Results", run_id=job.run_id)
 
@@ -131,7 +139,7 @@ with st.form("train"):
     lr = columns[2].number_input("Learning rate (peak)", min_value=1e-6, value=recipe.lr, format="%g",
                                  step=recipe.lr / 10, key=f"lr-{key}")
     seed = columns[3].number_input("Seed", min_value=0, value=0, key=f"seed-{key}")
-    device = columns[4].selectbox("Device", training.device_choices())
+    device = columns[4].selectbox("Device", available_devices())
     defaults = (f"{recipe.optimizer}, {recipe.schedule} schedule, weight decay {recipe.weight_decay:g}, "
                 f"label smoothing {recipe.label_smoothing:g}, augmentation {recipe.augment}")
     with st.expander(f"More of the recipe (default: {defaults})"):
@@ -139,7 +147,9 @@ with st.form("train"):
         optimizer = more[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(recipe.optimizer),
                                       key=f"optimizer-{key}")
         schedule = more[1].selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(recipe.schedule),
-                                     help="one-cycle: linear warm-up then linear decay to zero", key=f"schedule-{key}")
+                                     help="onecycle: linear warm-up, then linear decay to zero; onecycle-cos: "
+                                     "PyTorch's OneCycleLR (cosine, momentum cycled); cosine: half a cosine to zero",
+                                     key=f"schedule-{key}")
         weight_decay = more[2].number_input("Weight decay", min_value=0.0, value=recipe.weight_decay, format="%g",
                                             step=1e-4, key=f"wd-{key}")
         label_smoothing = more[3].number_input("Label smoothing", min_value=0.0, max_value=0.5,
@@ -148,10 +158,10 @@ with st.form("train"):
                                     help="crop-flip: random 4-pixel shifts and mirroring; flip: mirroring only; "
                                     "shift: 2-pixel shifts only (for digits)", key=f"augment-{key}")
     if st.form_submit_button("Train", type="primary", icon=":material/play_arrow:"):
-        settings = {"epochs": int(epochs), "batch-size": int(batch_size), "lr": lr, "seed": int(seed),
-                    "optimizer": optimizer, "schedule": schedule, "weight-decay": weight_decay,
-                    "label-smoothing": label_smoothing, "augment": augment}
-        launch(training.train_argv(model, dataset, settings, device, common.data_dir()))
+        chosen = recipe.customised(
+            epochs=int(epochs), batch_size=int(batch_size), lr=lr, optimizer=optimizer,
+            schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing, augment=augment)
+        launch(RunConfig(model, dataset, chosen, seed=int(seed), data_copy=source.copy), device, common.data_dir())
 
 st.subheader("Jobs")
 st.caption("Jobs run one at a time in the background and keep running when this tab or the server closes.")

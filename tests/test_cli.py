@@ -107,3 +107,19 @@ def test_module_entry_point():
     done = subprocess.run([sys.executable, "-m", "convnets", "models"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "wrn28_10" in done.stdout and not done.stderr
 
+
+
+def test_train_from_a_config_file_and_a_malformed_one(data_dir, tmp_path, capsys):
+    from convnets.config import RunConfig
+    from convnets.models import default_recipe
+
+    config = RunConfig("lenet5", "mnist", default_recipe("lenet5", "mnist").replace(epochs=1, batch_size=100))
+    config.write(tmp_path / "run.json")
+    code = main(["train", "--config", str(tmp_path / "run.json"), "--data-dir", str(data_dir), "--device", "cpu",
+                 "--json"])
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 0 and out["run_id"] == config.run_id
+    (tmp_path / "bad.json").write_text('{"model": "lenet5", "recipe": ')
+    code = main(["train", "--config", str(tmp_path / "bad.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and "not a run configuration" in err[0]

@@ -6,10 +6,15 @@ import time
 
 import pytest
 
+from convnets.config import RunConfig
 from convnets.jobs import JobManager
+from convnets.models import default_recipe
 from convnets.store import RunStore
 
-ARGV = ["--model", "lenet5", "--dataset", "cifar10", "--epochs", "2", "--batch-size", "50", "--device", "cpu"]
+
+def lenet_config(epochs: int = 2) -> RunConfig:
+    recipe = default_recipe("lenet5", "cifar10").customised(epochs=epochs, batch_size=50)
+    return RunConfig("lenet5", "cifar10", recipe, data_copy="jpeg")
 
 
 def wait_for(manager: JobManager, job_id: str, states: tuple[str, ...], timeout: float = 120):
@@ -24,34 +29,33 @@ def wait_for(manager: JobManager, job_id: str, states: tuple[str, ...], timeout:
 
 def test_job_trains_in_the_background_once(data_dir):
     manager = JobManager()
-    job = manager.submit([*ARGV, "--data-dir", str(data_dir)])
+    job = manager.submit(lenet_config(), device="cpu", data_dir=str(data_dir))
     assert job.state in ("queued", "running")
-    twin = manager.submit([*ARGV, "--data-dir", str(data_dir)])
+    twin = manager.submit(lenet_config(), device="cpu", data_dir=str(data_dir))
     assert twin.job_id == job.job_id and twin.pid == job.pid  # launched once
     done = wait_for(manager, job.job_id, ("finished", "failed"))
     assert done.state == "finished", done.error
     assert RunStore().get(job.job_id).finished
-    assert manager.submit([*ARGV, "--data-dir", str(data_dir)]).state == "cached"
+    assert manager.submit(lenet_config(), device="cpu", data_dir=str(data_dir)).state == "cached"
     assert [j.job_id for j in manager.jobs()] == [job.job_id]
 
 
 def test_failed_job_reports_its_error(tmp_path):
     manager = JobManager()
-    job = manager.submit([*ARGV, "--data-dir", str(tmp_path / "nothing")])
+    job = manager.submit(lenet_config(), device="cpu", data_dir=str(tmp_path / "nothing"))
     done = wait_for(manager, job.job_id, ("failed", "finished"))
     assert done.state == "failed" and "cifar10 is not in" in done.error
 
 
 def test_cancel_and_kill_leave_no_job_running(data_dir):
     manager = JobManager()
-    argv = [*ARGV[:5], "30", *ARGV[6:], "--data-dir", str(data_dir)]
-    job = manager.submit(argv)
+    job = manager.submit(lenet_config(epochs=30), device="cpu", data_dir=str(data_dir))
     wait_for(manager, job.job_id, ("running",))
     manager.cancel(job.job_id)
     cancelled = wait_for(manager, job.job_id, ("cancelled",))
     assert cancelled.error == "cancelled by the user"
 
-    again = manager.submit(argv)  # resumes
+    again = manager.submit(lenet_config(epochs=30), device="cpu", data_dir=str(data_dir))  # resumes
     wait_for(manager, again.job_id, ("running",))
     os.kill(again.pid, signal.SIGKILL)
     killed = wait_for(manager, again.job_id, ("interrupted",))

@@ -12,8 +12,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from ui_helpers import FAILED_ERROR, built_store, copy_runs  # noqa: F401 - built_store is a fixture
 
-from convnets.jobs import ACTIVE, JobManager
-from convnets.models import get_model
+from convnets.config import RunConfig
+from convnets.jobs import JobManager
+from convnets.models import default_recipe, get_model
+from convnets.schema import ACTIVE
 from convnets.store import RunStore
 from dashboard import figures
 from dashboard.tables import OFFICIAL
@@ -235,7 +237,15 @@ def test_train_page_submits_the_whole_recipe_and_shows_the_log(data_dir, jobs):
     recipe = job.config.recipe
     assert (recipe.optimizer, recipe.schedule, recipe.weight_decay, recipe.label_smoothing, recipe.augment) == (
         "adam", "cosine", 0.0, 0.2, "none")
+    # The job trains exactly the configuration the form made: the one the page built is the one the trainer read.
+    default = default_recipe("lenet5", "cifar10")
+    expected = RunConfig("lenet5", "cifar10", default.replace(
+        epochs=30, batch_size=8, optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.2,
+        augment="none"), seed=0, data_copy="jpeg")
+    assert job.config == expected and job.job_id == expected.run_id
+    assert RunConfig.read(jobs.dir / f"{job.job_id}.config.json") == expected
     wait_for(job.job_id, ("running",))
+    assert RunStore().get(job.job_id).config == expected
     at.run()
     assert any(e.label == "Log" for e in at.expander)
     [log] = [c.value for c in at.code]  # the trainer's output so far (it grows), or the placeholder
@@ -269,3 +279,26 @@ def test_train_page_launches_cancels_and_resumes_a_background_job(data_dir, jobs
     at.run()
     at.button(key=f"forget-{job_id}").click().run()
     assert jobs.jobs() == [] and "No jobs yet." in texts(at)
+
+
+def test_a_malformed_job_file_is_a_clear_error_on_the_train_page(home):
+    (home / "jobs").mkdir(parents=True)
+    (home / "jobs" / "lenet5-cifar10-0123456789.json").write_text('{"config": {"model": "lenet5"}, "created": 1}')
+    at = open_page("train")
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "lenet5-cifar10-0123456789.json is malformed" in error and "untouched" in error
+    at.button(key="forget-lenet5-cifar10-0123456789").click().run()
+    assert not at.exception and not at.error and "No jobs yet." in texts(at)
+
+
+def test_a_job_that_cannot_start_is_an_error_on_the_page_never_an_exit(data_dir, monkeypatch):
+    """What used to reach a CLI parser inside Streamlit (and could raise SystemExit) is checked as a RunConfig."""
+    at = open_page("train", data_dir=str(data_dir))
+    at.button_group(key="train_dataset").set_value("cifar10").run()
+    at.number_input(key="ls-cifar10-lenet5").set_value(0.5)
+    at.number_input(key="wd-cifar10-lenet5").set_value(0.5)  # out of range: at most 0.1
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("weight-decay 0.5 is out of range" in e.value for e in at.error)
+    assert JobManager().jobs() == []

@@ -34,9 +34,11 @@ from convnets import data as datamod
 from convnets import jobs
 from convnets import store as storemod
 from convnets.cli import build_parser, config_from_args, main
+from convnets.config import RunConfig
 from convnets.errors import ConvnetsError
 from convnets.imaging import prepare_upload
 from convnets.jobs import JobManager
+from convnets.models import default_recipe
 from convnets.predict import predict
 from convnets.store import RunStore
 from convnets.train import train_run
@@ -346,7 +348,8 @@ def test_no_user_string_reaches_a_shell(home, monkeypatch):
     calls = []
     monkeypatch.setattr(jobs.subprocess, "Popen", lambda *a, **k: calls.append((a, k)) or SimpleNamespace(pid=0))
     hostile = "$(mkdir pwned); `mkdir pwned` && mkdir pwned"
-    JobManager().submit(["--model", "lenet5", "--dataset", "cifar10", "--data-dir", hostile])
+    config = RunConfig("lenet5", "cifar10", default_recipe("lenet5", "cifar10"), data_copy="jpeg")
+    JobManager().submit(config, data_dir=hostile)
     [(args, kwargs)] = calls
     assert isinstance(args[0], list) and hostile in args[0] and not kwargs.get("shell")
 

@@ -91,7 +91,7 @@ def test_weight_forms_round_trip(form):
     """int8 keeps conv and linear weights within half a quantisation step of each output channel's range."""
     import torch
 
-    from convnets.train import Normalize
+    from convnets.models.classifier import Normalize
 
     run = RunStore().create(RunConfig("resnet20", "cifar10", Recipe(epochs=1)))
     torch.manual_seed(0)
@@ -115,3 +115,20 @@ def test_weight_forms_round_trip(form):
     assert size < {"fp32": 1.2e6, "fp16": 0.6e6, "int8": 0.4e6}[form]
     with pytest.raises(ConvnetsError, match="unknown weight form"):
         run.save_model(model, "int4")
+
+
+def test_a_run_config_written_and_read_back_keeps_its_run_id(tmp_path):
+    config = RunConfig("resnet20", "cifar10", get_model("resnet20").recipes["cifar10"].replace(lr=0.05), seed=3,
+                       data_copy="jpeg")
+    config.write(tmp_path / "run.json")
+    again = RunConfig.read(tmp_path / "run.json")
+    assert again == config and again.run_id == config.run_id
+
+
+@pytest.mark.parametrize("content", ["{", "[]", '{"model": "lenet5"}', '{"model": 5, "dataset": "mnist", '
+                                     '"recipe": {"epochs": 1}, "seed": "x", "data_copy": "official"}'])
+def test_a_malformed_run_config_file_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "run.json"
+    path.write_text(content)
+    with pytest.raises(ConvnetsError, match="not a run configuration"):
+        RunConfig.read(path)

@@ -70,3 +70,18 @@ def test_the_shipped_zoo_is_the_pinned_recipes_and_its_table():
     assert len(table) == len(zoo.ENTRIES)
     readme = (zoo.ZOO_DIR.parent / "README.md").read_text()
     assert all(line in readme for line in (zoo.ZOO_DIR / "results.md").read_text().splitlines() if line)
+
+
+def test_every_shipped_runs_recorded_command_makes_exactly_its_configuration(data_dir):
+    """The command a run records spells out every recipe field, so defaults changed since cannot change it."""
+    import shlex
+
+    from convnets.cli import build_parser, config_from_args
+    from convnets.config import RunConfig
+
+    for path in sorted((zoo.ZOO_DIR / "runs").iterdir()):
+        config = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
+        argv = shlex.split(json.loads((path / "status.json").read_text())["command"])
+        assert argv[:3] == ["python", "-m", "convnets"]
+        argv[argv.index("--data-dir") + 1] = str(data_dir)  # the synthetic data holds the same copies
+        assert config_from_args(build_parser().parse_args(argv[3:])) == config, path.name

@@ -154,6 +154,14 @@ def get_model(name: str) -> ModelSpec:
         raise ConvnetsError(f"unknown model '{name}'; choose from: {', '.join(REGISTRY)}") from None
 
 
+def default_recipe(model: str, dataset: str) -> Recipe:
+    """The registry's recipe for training `model` on `dataset`, or a ConvnetsError when it does not apply."""
+    spec = get_model(model)
+    if dataset not in spec.datasets:
+        raise ConvnetsError(f"{model} applies to {', '.join(spec.datasets)}, not {dataset}")
+    return spec.recipes[dataset]
+
+
 def models_for(dataset: str) -> list[ModelSpec]:
     """The specs that apply to `dataset`, in registry order."""
     if dataset not in DATASETS:

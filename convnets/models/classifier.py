@@ -1,0 +1,38 @@
+"""A registry network behind its input normalisation: what a run trains, saves and loads.
+
+The normalisation is part of the model, so a checkpoint carries its own input statistics and every consumer
+(the evaluation, the CLI's predictions, the dashboard) feeds it raw 0..255 pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from . import get_model
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std with the training set's statistics, per channel or per pixel, as buffers."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        shape = (1, -1, 1, 1) if mean.dim() == 1 else (1, *mean.shape)
+        self.register_buffer("mean", mean.reshape(shape).float())
+        self.register_buffer("std", std.reshape(shape).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def classifier(config: RunConfig, mean: torch.Tensor, std: torch.Tensor) -> nn.Sequential:
+    """A freshly initialised network of the configuration, behind Normalize(mean, std)."""
+    return nn.Sequential(Normalize(mean, std), get_model(config.model).build(config.dataset))
+
+
+def build_classifier(config: RunConfig, state: dict[str, torch.Tensor]) -> nn.Sequential:
+    """The configuration's classifier with weights from a saved state dict (any floating dtype)."""
+    model = classifier(config, state["0.mean"][0], state["0.std"][0])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model
