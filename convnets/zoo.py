@@ -8,6 +8,7 @@ The dashboard is alive on a fresh machine without data, network or training beca
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -71,6 +72,42 @@ ENTRIES = [
     Entry("vgg16", "cifar10", (("epochs", 40),), cpu_friendly=False),
     Entry("resnet110", "cifar10", (("epochs", 60), *_GPU_BN), cpu_friendly=False),
 ]
+
+
+# The reference Keras study's five CIFAR-10 nets, with its notebooks' total training times on their GPU
+# (shared/reference/notebooks.md: LeNet about 11 s an epoch for 20 epochs, ALL-CNN about 18 s an epoch for up to
+# 200, the others as printed), which "Reproduce the study" sets beside ours.
+STUDY_SECONDS = {"ref_lenet": 220.0, "ref_vgg": 1623.0, "ref_allcnn": 3600.0, "ref_resnet20": 2354.0,
+                 "ref_wrn14_2": 4991.0}
+
+
+def study_configs(data_copy: str, seed: int) -> list[RunConfig]:
+    """The study's five nets with the zoo's pinned recipes, as runs of ``seed``: a seed other than the zoo's 0
+    makes them new runs, trained on the user's own device, rather than the zoo's cached ones."""
+    entries = {e.model: e for e in ENTRIES if e.dataset == "cifar10"}
+    return [dataclasses.replace(entries[model].config(data_copy), seed=seed) for model in STUDY_SECONDS]
+
+
+def study_table(store: RunStore, data_copy: str, seed: int) -> list[dict]:
+    """One row per study net: the study's accuracy and time, ours so far (state, accuracy, time, device), and
+    the difference in official-data terms; rows fill in as the runs train."""
+    rows = []
+    for config in study_configs(data_copy, seed):
+        spec = get_model(config.model)
+        row = {"model": config.model, "family": spec.family, "run_id": config.run_id,
+               "study_accuracy": spec.reference_accuracy["cifar10"], "study_seconds": STUDY_SECONDS[config.model],
+               "epochs": config.recipe.epochs, "state": None, "epochs_done": 0, "test_accuracy": None,
+               "official_equivalent": None, "difference": None, "train_seconds": None, "device": None}
+        run = store.get(config.run_id)
+        if run is not None:
+            s = run.summary()
+            row.update(state=s["state"], epochs_done=s.get("epochs_done", 0), test_accuracy=s.get("test_accuracy"),
+                       train_seconds=s.get("train_seconds"), device=s.get("device"))
+            row["official_equivalent"] = official_equivalent(row["test_accuracy"], data_copy)
+            if row["official_equivalent"] is not None:
+                row["difference"] = row["official_equivalent"] - row["study_accuracy"]
+        rows.append(row)
+    return rows
 
 
 def entry_name(entry: Entry) -> str:

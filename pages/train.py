@@ -13,7 +13,7 @@ from convnets.jobs import Job, JobManager
 from convnets.models import get_model, models_for
 from convnets.reporting import COPY_LABELS
 from convnets.schema import ACTIVE, STOPPED, State
-from dashboard import common, figures, training
+from dashboard import common, figures, study, training
 
 STATE_COLOURS = {State.QUEUED: "gray", State.RUNNING: "blue", State.FINISHED: "green", State.FAILED: "red",
                  State.CANCELLED: "orange", State.INTERRUPTED: "orange", State.DAMAGED: "red"}
@@ -162,6 +162,8 @@ with st.form("train"):
             epochs=int(epochs), batch_size=int(batch_size), lr=lr, optimizer=optimizer,
             schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing, augment=augment)
         launch(RunConfig(model, dataset, chosen, seed=int(seed), data_copy=source.copy), device, common.data_dir())
+
+study.section(common.data_dir())
 
 st.subheader("Jobs")
 st.caption("Jobs run one at a time in the background and keep running when this tab or the server closes.")

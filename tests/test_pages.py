@@ -302,3 +302,23 @@ def test_a_job_that_cannot_start_is_an_error_on_the_page_never_an_exit(data_dir,
     assert not at.exception
     assert any("weight-decay 0.5 is out of range" in e.value for e in at.error)
     assert JobManager().jobs() == []
+
+
+def test_reproduce_the_study_queues_the_five_nets_on_the_chosen_seed(data_dir, monkeypatch):
+    from types import SimpleNamespace
+
+    from convnets import jobs as jobsmod
+    from convnets import zoo
+
+    launched = []
+    monkeypatch.setattr(jobsmod.subprocess, "Popen", lambda argv, **_: launched.append(argv) or SimpleNamespace(pid=0))
+    at = open_page("train", data_dir=str(data_dir))
+    at.number_input(key="study_seed").set_value(4)
+    [button] = [b for b in at.button if b.label == "Reproduce the study"]
+    button.click().run()
+    assert not at.exception and len(launched) == 5
+    submitted = {j.config for j in JobManager().jobs()}
+    assert submitted == set(zoo.study_configs("jpeg", seed=4))
+    [study] = [d.value for d in at.dataframe if "Study %" in d.value.columns]
+    assert list(study["Model"]) == ["ref_lenet", "ref_vgg", "ref_allcnn", "ref_resnet20", "ref_wrn14_2"]
+    assert list(study["Study %"]) == [79.8, 88.1, 90.3, 91.0, 92.2]

@@ -85,3 +85,24 @@ def test_every_shipped_runs_recorded_command_makes_exactly_its_configuration(dat
         assert argv[:3] == ["python", "-m", "convnets"]
         argv[argv.index("--data-dir") + 1] = str(data_dir)  # the synthetic data holds the same copies
         assert config_from_args(build_parser().parse_args(argv[3:])) == config, path.name
+
+
+def test_the_study_is_its_five_nets_with_the_zoos_recipes_and_fills_in_as_they_train(data_dir, monkeypatch):
+    from convnets.train import train_run
+
+    configs = zoo.study_configs("jpeg", seed=3)
+    assert [c.model for c in configs] == ["ref_lenet", "ref_vgg", "ref_allcnn", "ref_resnet20", "ref_wrn14_2"]
+    pinned = {e.model: e.config("jpeg") for e in zoo.ENTRIES if e.dataset == "cifar10"}
+    assert all(c.seed == 3 and c.recipe == pinned[c.model].recipe and c.run_id != pinned[c.model].run_id
+               for c in configs)
+
+    tiny = [zoo.Entry(m, "cifar10", (("epochs", 1), ("batch_size", 50))) for m in zoo.STUDY_SECONDS]
+    monkeypatch.setattr(zoo, "ENTRIES", tiny)
+    store = RunStore()
+    train_run(zoo.study_configs("jpeg", seed=1)[0], store=store, data_dir=str(data_dir), device="cpu")
+    rows = zoo.study_table(store, "jpeg", seed=1)
+    lenet, *others = rows
+    assert lenet["state"] == "finished" and lenet["epochs_done"] == 1 and lenet["device"].startswith("cpu")
+    assert lenet["difference"] == pytest.approx(lenet["test_accuracy"] + 0.033 - 0.798)
+    assert lenet["study_seconds"] == 220.0 and lenet["train_seconds"] > 0
+    assert all(r["state"] is None and r["difference"] is None for r in others)

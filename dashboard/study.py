@@ -1,0 +1,79 @@
+"""The Train page's "Reproduce the study": the Keras study's five nets queued with the zoo's recipes, and the
+study's table filling in as they train."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from convnets import zoo
+from convnets.data import find_source
+from convnets.device import available_devices
+from convnets.errors import ConvnetsError
+from convnets.jobs import JobManager
+from convnets.reporting import COPY_LABELS
+from convnets.schema import ACTIVE
+from convnets.store import RunStore
+from dashboard.common import duration
+
+POLL_SECONDS = 2.0
+COLUMNS = ["Model", "Family", "Study %", "Ours %", "≈ official %", "Δ points", "Epochs", "Study time", "Our time",
+           "Device", "State"]
+
+
+def table(rows: list[dict], data_copy: str) -> pd.DataFrame:
+    """The study's figures beside ours: accuracies in percent, the difference in official-data terms."""
+    label = COPY_LABELS[data_copy]
+    return pd.DataFrame([{
+        "Model": r["model"], "Family": r["family"], "Study %": round(100 * r["study_accuracy"], 2),
+        "Ours %": None if r["test_accuracy"] is None else round(100 * r["test_accuracy"], 2),
+        "≈ official %": None if r["official_equivalent"] is None else round(100 * r["official_equivalent"], 2),
+        "Δ points": None if r["difference"] is None else round(100 * r["difference"], 2),
+        "Epochs": f"{r['epochs_done']}/{r['epochs']}", "Study time": duration(r["study_seconds"]),
+        "Our time": duration(r["train_seconds"]) if r["train_seconds"] else "–", "Device": r["device"] or "–",
+        "State": r["state"] or "not queued",
+    } for r in rows], columns=COLUMNS).rename(columns={"Ours %": f"Ours % ({label})"})
+
+
+def section(data_dir: str) -> None:
+    """The button that queues the five nets, and their table (live while any of them trains)."""
+    source = find_source("cifar10", data_dir)
+    st.subheader("Reproduce the study")
+    st.caption("The reference Keras study trained five CIFAR-10 nets for up to 200 epochs each (up to 83 minutes "
+               "a net on its GPU). This queues them with the zoo's pinned recipes (at most 50 epochs) into your own "
+               "store, on your device, and fills in the study's table as they train. A seed other than the zoo's "
+               "0 makes them new runs; on one H200 the four GPU-trained nets took about 6 minutes of training in "
+               "all, on a laptop CPU expect hours each.")
+    seed_column, device_column, button_column = st.columns([1, 1, 2], vertical_alignment="bottom")
+    seed = seed_column.number_input("Seed", min_value=1, value=1, key="study_seed")
+    device = device_column.selectbox("Device", available_devices(), key="study_device")
+    missing = source.kind == "download"
+    if missing:
+        st.info(f"CIFAR-10 is not in the data folder {data_dir}: set it in the sidebar to reproduce the study.",
+                icon=":material/info:")
+    if button_column.button("Reproduce the study", icon=":material/replay:", disabled=missing):
+        manager = JobManager()
+        try:
+            jobs = [manager.submit(c, device=device, data_dir=data_dir)
+                    for c in zoo.study_configs(source.copy, int(seed))]
+        except ConvnetsError as e:
+            st.error(str(e), icon=":material/error:")
+        else:
+            st.toast(f"Queued {len(jobs)} trainings of the study's nets (seed {seed})")
+    polling = _training(zoo.study_table(RunStore(), source.copy, int(seed)))
+    st.fragment(run_every=POLL_SECONDS if polling else None)(_live_table)(source.copy, int(seed), polling)
+
+
+def _training(rows: list[dict]) -> bool:
+    return any(r["state"] in ACTIVE for r in rows)
+
+
+def _live_table(data_copy: str, seed: int, polling: bool) -> None:
+    """Rerun every few seconds while a net trains; a start or an end reruns the page, which turns that on or off."""
+    rows = zoo.study_table(RunStore(), data_copy, seed)
+    if polling != _training(rows):
+        st.rerun()
+    st.dataframe(table(rows, data_copy), hide_index=True,
+                 placeholder="–", column_config={"Δ points": st.column_config.NumberColumn(
+                     format="%+.2f", help="Ours in official-data terms minus the study's figure (its best epoch "
+                     "picked on the test set; ours is the final epoch's)")})
