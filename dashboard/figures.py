@@ -26,24 +26,43 @@ def _compact(fig: go.Figure, height: int, top: int = 30) -> go.Figure:
     return fig
 
 
-def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str) -> go.Figure:
-    """Accuracy in official-data terms against a cost; JPEG-copy runs get their own marker."""
-    several = frame["Dataset"].nunique() > 1
+PUBLISHED_SYMBOLS = {"paper": "circle-open", "study": "diamond-open"}
+OURS_SYMBOLS = ["circle", "diamond", "star", "square", "triangle-up", "cross"]
+
+
+def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str, symbol: str = "Kind",
+                     published: pd.DataFrame | None = None) -> go.Figure:
+    """Accuracy in official-data terms against a cost: one colour per family, our runs filled and told apart by
+    `symbol` (the kind of net, or the device a time was measured on), the published figures as open markers."""
+    ours = frame.assign(Marker=frame[symbol].fillna("–"), Source="ours")
+    if published is not None and not published.empty:
+        shown = published[published[x].notna()]
+        ours = pd.concat([ours, shown.assign(Marker=shown["Source"].map(lambda s: f"{s}'s figure"))],
+                         ignore_index=True)
+    markers = {f"{s}'s figure": shape for s, shape in PUBLISHED_SYMBOLS.items()}
+    markers.update({m: OURS_SYMBOLS[i % len(OURS_SYMBOLS)]
+                    for i, m in enumerate(sorted(set(ours["Marker"]) - set(markers)))})
+    several = ours["Dataset"].nunique() > 1
+    hover = {c: fmt for c, fmt in (("Model", True), ("Run", True), ("Device", True), ("Epochs", True),
+                                   ("Test acc. %", ":.2f"), (OFFICIAL, ":.2f"), ("Params", ":,"), ("Marker", False))
+             if c in ours}
     fig = px.scatter(
-        frame, x=x, y=OFFICIAL, color="Model", symbol="Data", log_x=log_x,
-        facet_col="Dataset" if several else None, facet_col_spacing=0.06,
-        hover_data={"Run": True, "Test acc. %": ":.2f", OFFICIAL: ":.2f", "Epochs": True, "Params": ":,"},
-        labels={x: x_title, OFFICIAL: "test accuracy, ≈ official (%)"},
+        ours, x=x, y=OFFICIAL, color="Family", symbol="Marker", symbol_map=markers, log_x=log_x,
+        facet_col="Dataset" if several else None, facet_col_spacing=0.06, hover_data=hover,
+        labels={x: x_title, OFFICIAL: "test accuracy, ≈ official (%)", "Marker": ""},
     )
     fig.update_traces(marker={"size": 12, "line": {"width": 1, "color": "white"}})
+    fig.update_layout(legend_title_text="family, marker")
+    fig.for_each_trace(lambda t: t.update(marker={"size": 14, "line": {"width": 2}})
+                       if t.name.split(", ")[-1] in markers and "figure" in t.name else None)
     # Room beyond the extreme points, so that no marker sits on a panel's edge beside the next panel's labels.
-    low, high = frame[x].min(), frame[x].max()
+    low, high = ours[x].min(), ours[x].max()
     if low > 0:  # False for NaN too: no figure to frame then
         fig.update_xaxes(range=[math.log10(low / 1.6), math.log10(high * 1.6)] if log_x else [0, high * 1.1])
     if several:  # MNIST and CIFAR-10 accuracies are far apart: give each panel its own scale
         fig.update_yaxes(matches=None, showticklabels=True)
         fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
-    return _compact(fig, 380)
+    return _compact(fig, 420)
 
 
 def training_curves(histories: Sequence[tuple[str, list[dict]]], x: str = "epoch", height: int = 420) -> go.Figure:

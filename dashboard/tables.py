@@ -5,22 +5,47 @@ from __future__ import annotations
 import pandas as pd
 
 from convnets.errors import ConvnetsError
-from convnets.models import get_model
+from convnets.models import ModelSpec, get_model
 from convnets.reporting import COPY_LABELS, official_equivalent
 from convnets.schema import State
+from convnets.zoo import STUDY_SECONDS
 
 OFFICIAL = "≈ official %"  # the column that puts every run in official-data terms
-LEADERBOARD_COLUMNS = ["Model", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper", "Reference %",
-                       "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s", "img/s", "Device", "Zoo",
-                       "Run"]
+LEADERBOARD_COLUMNS = ["Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper",
+                       "Reference %", "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s", "img/s",
+                       "Device", "Zoo", "Run"]
+
+
+KINDS = {"paper": "paper net", "reference": "study net", "modern": "modern net"}
+
+
+def _spec(model: str) -> ModelSpec | None:
+    try:
+        return get_model(model)
+    except ConvnetsError:  # a run of a model that has since left the registry
+        return None
 
 
 def _published(model: str, dataset: str) -> tuple[float | None, float | None]:
-    try:
-        spec = get_model(model)
-    except ConvnetsError:  # a run of a model that has since left the registry
-        return None, None
-    return spec.paper_accuracy.get(dataset), spec.reference_accuracy.get(dataset)
+    spec = _spec(model)
+    return (None, None) if spec is None else (spec.paper_accuracy.get(dataset), spec.reference_accuracy.get(dataset))
+
+
+def published_points(board: pd.DataFrame) -> pd.DataFrame:
+    """The published figures of the models on the board, placed where the charts set them beside ours: at the
+    model's parameter count, and for the study's nets at its notebooks' training time (on its own GPU)."""
+    rows = []
+    for (model, family, kind, dataset, params), _ in board.groupby(["Model", "Family", "Kind", "Dataset", "Params"],
+                                                                   dropna=False):
+        paper, reference = _published(model, dataset)
+        common = {"Model": model, "Family": family, "Kind": kind, "Dataset": dataset, "Params": params}
+        if paper is not None:
+            rows.append({**common, OFFICIAL: _points(paper), "Train s": None, "Device": None, "Source": "paper"})
+        if reference is not None:
+            rows.append({**common, OFFICIAL: _points(reference), "Train s": STUDY_SECONDS.get(model),
+                         "Device": "the study's GPU (Keras)", "Source": "study"})
+    return pd.DataFrame(rows, columns=["Model", "Family", "Kind", "Dataset", "Params", OFFICIAL, "Train s", "Device",
+                                       "Source"])
 
 
 def _points(value: float | None) -> float | None:
@@ -43,8 +68,11 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             continue
         official = official_equivalent(s["test_accuracy"], s["data_copy"])
         paper, reference = _published(s["model"], s["dataset"])
+        spec = _spec(s["model"])
         rows.append({
             "Model": s["model"],
+            "Family": spec.family if spec else "–",
+            "Kind": KINDS.get(spec.kind, spec.kind) if spec else "–",
             "Dataset": s["dataset"],
             "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
             "Params": s["params"],

@@ -48,9 +48,16 @@ else:
     st.download_button("Download CSV", board.to_csv(index=False), file_name="leaderboard.csv", mime="text/csv",
                        icon=":material/download:")
 
+    published = tables.published_points(board)
     by_size, by_time = st.tabs(["Accuracy vs parameters", "Accuracy vs training time"])
-    by_size.plotly_chart(figures.accuracy_scatter(board, "Params", True, "parameters (log scale)"))
-    by_time.plotly_chart(figures.accuracy_scatter(board, "Train s", False, "training time (s)"))
+    by_size.plotly_chart(figures.accuracy_scatter(board, "Params", True, "parameters (log scale)",
+                                                  published=published))
+    by_size.caption("Filled: our runs, by kind of net. Open: the paper's figure (circle) and the reference study's "
+                    "(diamond), both on the official data and the study's picked at its best epoch.")
+    by_time.plotly_chart(figures.accuracy_scatter(board, "Train s", True, "training time (s, log scale)",
+                                                  symbol="Device", published=published))
+    by_time.caption("Times compare like with like only on one device: each marker's shape is the device it was "
+                    "measured on; the open diamonds are the study's Keras notebooks on their GPU.")
 
 if not stragglers.empty:
     st.subheader("Not finished")

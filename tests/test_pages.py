@@ -98,7 +98,9 @@ def test_accuracy_charts_leave_room_beyond_the_extreme_points():
     board = pd.DataFrame({"Model": ["a", "b", "c"], "Data": ["JPEG copy", "JPEG copy", "official"],
                           "Dataset": ["cifar10", "cifar10", "mnist"], "Run": ["r1", "r2", "r3"],
                           "Test acc. %": [60.0, 80.0, 99.0], OFFICIAL: [63.3, 83.3, 99.0], "Epochs": [1, 2, 3],
-                          "Params": [62_000, 2_168_362, 870_000], "Train s": [10.0, 900.0, 50.0]})
+                          "Params": [62_000, 2_168_362, 870_000], "Train s": [10.0, 900.0, 50.0],
+                          "Family": ["LeNet", "LeNet", "VGG"], "Kind": ["paper net", "study net", "study net"],
+                          "Device": ["cpu (2 threads)", "cpu (2 threads)", "cuda (NVIDIA H200)"]})
     by_size = figures.accuracy_scatter(board, "Params", True, "parameters")
     low, high = by_size.layout.xaxis.range
     assert low < math.log10(62_000) - 0.1 and high > math.log10(2_168_362) + 0.1
