@@ -130,6 +130,7 @@ RECIPE_HELP = {
     "nesterov": "Nesterov momentum (SGD)", "weight_decay": None, "label_smoothing": None, "schedule": None,
     "warmup": "fraction of the steps spent warming up (one-cycle schedules)", "augment": None,
     "normalize": "input standardisation: per channel, per pixel, or /255",
+    "tta": "evaluate and predict on each image and its mirror, averaging (mirrored augmentations only)",
 }
 
 

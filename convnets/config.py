@@ -22,6 +22,7 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "onecycle-cos", "cosine", "constant")
 AUGMENTATIONS = ("crop-flip", "flip", "shift", "none")  # shift: translations only (digits must not be mirrored)
 NORMALIZATIONS = ("channel", "pixel", "unit")
+MIRRORED = ("crop-flip", "flip")  # the augmentations that mirror training images
 DATA_COPIES = ("official", "jpeg")
 
 
@@ -41,6 +42,7 @@ class Recipe:
     warmup: float = 0.2  # fraction of the steps spent warming up (the one-cycle schedules)
     augment: str = "crop-flip"  # crop-flip | flip | shift | none
     normalize: str = "channel"  # channel (per-channel mean/std) | pixel (mean/std image) | unit (/255)
+    tta: bool = False  # evaluate (and predict) on each image and its mirror, averaging the probabilities
 
     def replace(self, **changes) -> Recipe:
         """This recipe with the given fields changed (None leaves a field as it is)."""
@@ -67,6 +69,9 @@ class Recipe:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConvnetsError(f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}")
+        if self.tta and self.augment not in MIRRORED:
+            raise ConvnetsError(f"tta averages each image with its mirror, which only a mirrored augmentation "
+                                f"({', '.join(MIRRORED)}) trains for, not '{self.augment}'")
         if self.schedule == "onecycle-cos" and not 0.05 <= self.momentum <= 0.95:
             raise ConvnetsError(f"momentum {self.momentum!r} is out of range for onecycle-cos, which cycles it by "
                                 "±0.05: allowed [0.05, 0.95]")
@@ -84,6 +89,9 @@ RANGES = {
     "warmup": (0, 1, False, True),
 }
 INTEGERS = ("epochs", "batch_size")
+# Recipe fields added after runs were first stored, with their defaults: a run that leaves one at its default
+# keeps the id it had before the field existed.
+ADDED_LATER = {"tta": False}
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "normalize": NORMALIZATIONS}
 
 
@@ -104,7 +112,11 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        identity = self.to_dict()
+        for name, default in ADDED_LATER.items():  # absent from older runs' ids: only a change renames a run
+            if identity["recipe"][name] == default:
+                del identity["recipe"][name]
+        blob = json.dumps(identity, sort_keys=True).encode()
         return f"{self.model}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:10]}"
 
     def write(self, path: Path) -> None:

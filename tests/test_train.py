@@ -1,3 +1,5 @@
+import hashlib
+import json
 import math
 
 import pytest
@@ -152,3 +154,26 @@ def test_static_shapes_drop_only_the_last_partial_batch(data_dir):
     assert [len(y) for _, y in datamod.batches(data.train, 64)][-1] == 600 % 64
     trainer = Trainer(mnist_config(batch_size=64), data.train, torch.device("cpu"))
     assert not trainer.drop_last and trainer.steps_per_epoch(600) == 10 and not trainer.compiled
+
+
+def test_flip_tta_averages_each_image_with_its_mirror_and_keeps_older_run_ids(data_dir):
+    from convnets.config import Recipe
+    from convnets.models.classifier import classifier
+
+    plain = RunConfig("lenet5", "cifar10", Recipe(epochs=1), data_copy="jpeg")
+    before = plain.to_dict()
+    del before["recipe"]["tta"]  # the configuration as runs stored it before the field existed
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:10]
+    assert plain.run_id == f"lenet5-cifar10-{digest}"
+    tta = RunConfig("lenet5", "cifar10", Recipe(epochs=1, tta=True), data_copy="jpeg")
+    assert tta.run_id != plain.run_id
+    with pytest.raises(ConvnetsError, match="mirrored augmentation"):
+        Recipe(epochs=1, tta=True, augment="shift").check()
+
+    torch.manual_seed(0)
+    model = classifier(tta, torch.zeros(3), torch.ones(3)).eval()
+    x = torch.rand(4, 3, 32, 32) * 255
+    with torch.no_grad():
+        expected = (model[1](x).softmax(1) + model[1](x.flip(-1)).softmax(1)) / 2
+        assert torch.allclose(model(x).softmax(1), expected, atol=1e-6)
+        assert torch.equal(model.train()(x), model[1](x))  # training sees one view, as the recipe augments it

@@ -26,12 +26,27 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def classifier(config: RunConfig, mean: torch.Tensor, std: torch.Tensor) -> nn.Sequential:
+class Classifier(nn.Sequential):
+    """Normalize, then the network; with ``tta``, an evaluation (not training) averages each image's probabilities
+    with its mirror's and returns their logarithm, so whatever applies a softmax gets the averaged probabilities."""
+
+    def __init__(self, normalize: Normalize, net: nn.Module, tta: bool = False):
+        super().__init__(normalize, net)
+        self.tta = tta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not self.tta:
+            return super().forward(x)
+        probs = super().forward(x).float().softmax(1) + super().forward(x.flip(-1)).float().softmax(1)
+        return (probs / 2).clamp_min(1e-12).log()
+
+
+def classifier(config: RunConfig, mean: torch.Tensor, std: torch.Tensor) -> Classifier:
     """A freshly initialised network of the configuration, behind Normalize(mean, std)."""
-    return nn.Sequential(Normalize(mean, std), get_model(config.model).build(config.dataset))
+    return Classifier(Normalize(mean, std), get_model(config.model).build(config.dataset), config.recipe.tta)
 
 
-def build_classifier(config: RunConfig, state: dict[str, torch.Tensor]) -> nn.Sequential:
+def build_classifier(config: RunConfig, state: dict[str, torch.Tensor]) -> Classifier:
     """The configuration's classifier with weights from a saved state dict (any floating dtype)."""
     model = classifier(config, state["0.mean"][0], state["0.std"][0])
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
