@@ -17,8 +17,8 @@ from convnets.store import RunStore
 from dashboard.common import duration
 
 POLL_SECONDS = 2.0
-COLUMNS = ["Model", "Family", "Study %", "Ours %", "≈ official %", "Δ points", "Epochs", "Study time", "Our time",
-           "Device", "State"]
+COLUMNS = ["Model", "Family", "Study %", "Zoo %", "Ours %", "≈ official %", "Δ points", "Epochs", "Study time",
+           "Our time", "Device", "State"]
 
 
 def table(rows: list[dict], data_copy: str) -> pd.DataFrame:
@@ -26,13 +26,14 @@ def table(rows: list[dict], data_copy: str) -> pd.DataFrame:
     label = COPY_LABELS[data_copy]
     return pd.DataFrame([{
         "Model": r["model"], "Family": r["family"], "Study %": round(100 * r["study_accuracy"], 2),
+        "Zoo %": None if r["zoo_accuracy"] is None else round(100 * r["zoo_accuracy"], 2),
         "Ours %": None if r["test_accuracy"] is None else round(100 * r["test_accuracy"], 2),
         "≈ official %": None if r["official_equivalent"] is None else round(100 * r["official_equivalent"], 2),
         "Δ points": None if r["difference"] is None else round(100 * r["difference"], 2),
         "Epochs": f"{r['epochs_done']}/{r['epochs']}", "Study time": duration(r["study_seconds"]),
         "Our time": duration(r["train_seconds"]) if r["train_seconds"] else "–", "Device": r["device"] or "–",
         "State": r["state"] or "not queued",
-    } for r in rows], columns=COLUMNS).rename(columns={"Ours %": f"Ours % ({label})"})
+    } for r in rows], columns=COLUMNS).rename(columns={"Ours %": f"Ours % ({label})", "Zoo %": f"Zoo % ({label})"})
 
 
 def section(data_dir: str) -> None:
@@ -73,7 +74,11 @@ def _live_table(data_copy: str, seed: int, polling: bool) -> None:
     rows = zoo.study_table(RunStore(), data_copy, seed)
     if polling != _training(rows):
         st.rerun()
-    st.dataframe(table(rows, data_copy), hide_index=True,
-                 placeholder="–", column_config={"Δ points": st.column_config.NumberColumn(
-                     format="%+.2f", help="Ours in official-data terms minus the study's figure (its best epoch "
-                     "picked on the test set; ours is the final epoch's)")})
+    frame = table(rows, data_copy)
+    formats = {c: st.column_config.NumberColumn(format="%.2f") for c in frame.columns if "%" in c}
+    formats["Study %"] = st.column_config.NumberColumn(
+        format="%.2f", help="The study's notebooks, on the official data, at their best epoch")
+    formats["Δ points"] = st.column_config.NumberColumn(
+        format="%+.2f", help="Ours in official-data terms minus the study's figure (its best epoch picked on the "
+        "test set; ours is the final epoch's)")
+    st.dataframe(frame, hide_index=True, placeholder="–", column_config=formats)
