@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -183,3 +184,9 @@ def _wide_to_grey(image: Image.Image) -> Image.Image:
 def to_display(image: np.ndarray, scale: int = 8) -> np.ndarray:
     """Upscale a small model input by pixel repetition so each input pixel shows as a crisp block."""
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name has the extension of a format uploads may be in (.png, .jpg, .jpeg, .webp, ...) and is
+    not hidden (a camera card's "._IMG_0001.JPG" is the file's metadata, not an image)."""
+    return not name.startswith(".") and Image.registered_extensions().get(Path(name).suffix.lower()) in UPLOAD_FORMATS
