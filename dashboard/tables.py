@@ -10,7 +10,9 @@ from convnets.reporting import COPY_LABELS, official_equivalent
 from convnets.schema import State
 
 OFFICIAL = "≈ official %"  # the column that puts every run in official-data terms
-LEADERBOARD_COLUMNS = ["Model", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper", "Reference %",
+AT_CHANCE = "At chance"  # no better than a guess (reporting.at_chance): kept in the table, out of the best cards
+LEADERBOARD_COLUMNS = ["Model", "Dataset", "Data", "Test acc. %", OFFICIAL, AT_CHANCE, "Paper %", "Δ paper",
+                       "Reference %",
                        "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s", "img/s", "Device", "Zoo",
                        "Run"]
 
@@ -51,6 +53,7 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             "Epochs": s["epochs"],
             "Test acc. %": _points(s["test_accuracy"]),
             OFFICIAL: _points(official),
+            AT_CHANCE: bool(s.get("at_chance")),
             "Paper %": _points(paper),
             "Δ paper": _delta(official, paper),
             "Reference %": _points(reference),
