@@ -85,6 +85,7 @@ RANGES = {
     "warmup": (0, 1, False, True),
 }
 INTEGERS = ("epochs", "batch_size")
+CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "normalize": NORMALIZATIONS}
 
 
 def span(name: str) -> str:
@@ -102,7 +103,6 @@ def range_problem(name: str, value: object) -> str | None:
         whole = " whole numbers" if name in INTEGERS else ""
         return f"{name.replace('_', '-')} {value!r} is out of range: allowed{whole} {span(name)}"
     return None
-CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "normalize": NORMALIZATIONS}
 
 
 @dataclass(frozen=True)

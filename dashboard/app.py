@@ -30,7 +30,6 @@ for name, spec in PAGES.items():
 navigation = st.navigation(sections)
 
 
-
 def remember_data_dir() -> None:
     """The data folder outlives the session: a reload starts a new one with an empty session state."""
     problem = settings.remember("data_dir", st.session_state["data_dir"])

@@ -12,9 +12,8 @@ from convnets.schema import State
 OFFICIAL = "≈ official %"  # the column that puts every run in official-data terms
 AT_CHANCE = "At chance"  # no better than a guess (reporting.at_chance): kept in the table, out of the best cards
 LEADERBOARD_COLUMNS = ["Model", "Dataset", "Data", "Test acc. %", OFFICIAL, AT_CHANCE, "Paper %", "Δ paper",
-                       "Reference %",
-                       "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s", "img/s", "Device", "Zoo",
-                       "Run"]
+                       "Reference %", "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s", "img/s",
+                       "Device", "Zoo", "Run"]
 
 
 def _published(model: str, dataset: str) -> tuple[float | None, float | None]:
