@@ -18,6 +18,7 @@ from .config import CHOICES, DATASETS, Recipe, RunConfig, reproduce_command
 from .errors import ConvnetsError
 from .models import REGISTRY, default_recipe
 from .reporting import pct
+from .schema import State
 
 EXIT_ERROR = 2
 EXIT_CANCELLED = 130
@@ -65,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(e, device=True, data=True)
 
     pr = sub.add_parser("predict", help="every finished model's prediction for image files")
-    pr.add_argument("images", nargs="+", type=Path)
+    pr.add_argument("images", nargs="+", type=Path, help="image files, or folders standing for the images in them")
     pr.add_argument("--dataset", required=True, choices=DATASETS)
+    pr.add_argument("--best-per-model", action="store_true",
+                    help="only the best run of each model (the highest test accuracy), as the dashboard shows")
+    pr.add_argument("--include-chance", action="store_true",
+                    help="also the runs that ended at chance level, which are left out by default")
     pr.add_argument("--json", action="store_true")
     z = sub.add_parser("zoo", help="train (or reuse) the shipped zoo's entries and write its results table")
     z.add_argument("--only", nargs="+", metavar="NAME", help="model or model/dataset names")
@@ -182,6 +187,10 @@ def cmd_train(args) -> int:
         verb = "cached" if cached else "trained"
         print(f"{verb} {summary['run_id']}: test accuracy {pct(summary['test_accuracy'])} after "
               f"{summary['epochs']} epochs, {summary['train_seconds']:.1f} s of training on {summary['device']}")
+    if summary["at_chance"]:
+        print(f"warning: {summary['run_id']} is at chance level (a guess scores "
+              f"{1 / len(datamod.CLASSES[config.dataset]):.0%}): it learned nothing, so predictions and the best "
+              "scores leave it out; try a lower learning rate", file=sys.stderr)
     return 0
 
 
@@ -195,7 +204,8 @@ def cmd_runs(args) -> int:
     table = [("run", "state", "epochs", "test acc.", "train s", "device")]
     for r in rows:
         acc = r.get("test_accuracy")
-        table.append((r["run_id"] + (" (zoo)" if r["zoo"] else ""), r["state"], str(r.get("epochs_done", "")),
+        state = f"{r['state']} (at chance)" if r.get("at_chance") else r["state"]
+        table.append((r["run_id"] + (" (zoo)" if r["zoo"] else ""), state, str(r.get("epochs_done", "")),
                       pct(acc), str(r.get("train_seconds", "")),
                       r.get("device") or ""))
     _print_table(table)
@@ -207,10 +217,15 @@ def cmd_eval(args) -> int:
     from .evaluate import final_report
     from .store import RunStore
 
+    device = pick_device(args.device)
     run = RunStore().require(args.run_id)
+    status = run.status()
+    if status["state"] != State.FINISHED:  # say why there is no model, rather than fail to read one
+        what = "failed" if status["state"] == State.FAILED else f"is {status['state']}"
+        reason = f" ({status['error']})" if status.get("error") else ""
+        raise ConvnetsError(f"run {run.run_id} {what}{reason}: only a finished run has a model to evaluate")
     config = run.config
     data = datamod.load_copy(config.dataset, config.data_copy, args.data_dir)
-    device = pick_device(args.device)
     report, _ = final_report(run.load_model(device), data, device)
     stored = (run.evaluation() or {}).get("test_accuracy")
     out = {"run_id": run.run_id, "test_accuracy": report["test_accuracy"], "stored_test_accuracy": stored,
@@ -231,37 +246,79 @@ def config_classes(config: RunConfig) -> list[str]:
 
 
 def cmd_predict(args) -> int:
-    from .predict import predict, prepare_drawing, prepare_upload
+    """Every file gets its answer: the models' predictions, or one error line; status 2 at the end if any failed."""
+    from .predict import choose_runs, predict
+    from .store import RunStore
 
-    inputs = []
-    for path in args.images:
-        try:
-            blob = path.read_bytes()
-        except OSError as e:
-            raise ConvnetsError(f"cannot read {path}: {e.strerror}") from None
-        try:
-            if args.dataset == "cifar10":
-                inputs.append(prepare_upload(blob))
-                continue
-            drawing = prepare_drawing(prepare_upload(blob, size=112))
-        except ConvnetsError as e:
-            raise ConvnetsError(f"{path}: {e}") from None
-        if drawing.image is None:
-            raise ConvnetsError(f"{path}: {drawing.reason}")
-        inputs.append(drawing.image)
-    results = predict(inputs, args.dataset)
-    if not any(results):
-        raise ConvnetsError(f"no finished {args.dataset} model in the store; train one first "
-                            f"(python -m convnets train --model ... --dataset {args.dataset})")
+    inputs = [(path, *_prepared(path, args.dataset)) for path in _image_paths(args.images)]
+    good = [image for _, image, _ in inputs if image is not None]
+    answers: list[list] = []
+    if good:
+        store = RunStore()
+        ids = choose_runs([r.summary() for r in store.finished(args.dataset)], best_per_model=args.best_per_model,
+                          at_chance=args.include_chance)
+        answers = predict(good, args.dataset, store, ids)
+        if not any(answers):
+            _print_errors(inputs)
+            raise ConvnetsError(f"no finished {args.dataset} model in the store; train one first "
+                                f"(python -m convnets train --model ... --dataset {args.dataset})")
+    results = iter(answers)
+    rows = [{"image": str(path), "error": error} if error is not None else
+            {"image": str(path), "predictions": next(results)} for path, _, error in inputs]
     if args.json:
-        print(json.dumps([{"image": str(p), "predictions": [x.to_dict() for x in preds]}
-                          for p, preds in zip(args.images, results)]))
-        return 0
-    for path, preds in zip(args.images, results):
-        print(path)
-        for x in preds:
-            print(f"  {x.model:<16} {x.class_name:<12} {x.probability:.1%}")
-    return 0
+        _print_errors(inputs)
+        print(json.dumps([{**r, "predictions": [x.to_dict() for x in r["predictions"]]} if "predictions" in r else r
+                          for r in rows]))
+    else:
+        width = max((len(x.name) for preds in answers for x in preds), default=0)
+        for row in rows:
+            if "error" in row:
+                sys.stdout.flush()
+                print(f"error: {row['error']}", file=sys.stderr, flush=True)
+                continue
+            print(row["image"])
+            for x in row["predictions"]:
+                print(f"  {x.name:<{width}}  {x.class_name:<12} {x.probability:.1%}")
+    return EXIT_ERROR if any("error" in r for r in rows) else 0
+
+
+def _image_paths(paths: list[Path]) -> list[Path]:
+    """The files to read: each file as given, and for each folder its image files (by extension), by name."""
+    from .imaging import is_image_name
+
+    out = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.is_file() and is_image_name(f.name))
+            out += found or [path]  # an empty folder stays, to be reported
+        else:
+            out.append(path)
+    return out
+
+
+def _prepared(path: Path, dataset: str) -> tuple[object, str | None]:
+    """One file as a model input, or None and the one-line reason it cannot be one."""
+    from .predict import prepare_drawing, prepare_upload
+
+    if path.is_dir():
+        return None, f"{path}: no image files in this folder (PNG, JPEG, WebP, GIF, BMP or TIFF)"
+    try:
+        blob = path.read_bytes()
+    except OSError as e:
+        return None, f"cannot read {path}: {e.strerror}"
+    try:
+        if dataset == "cifar10":
+            return prepare_upload(blob), None
+        drawing = prepare_drawing(prepare_upload(blob, size=112))
+    except ConvnetsError as e:
+        return None, f"{path}: {e}"
+    return (drawing.image, None) if drawing.image is not None else (None, f"{path}: {drawing.reason}")
+
+
+def _print_errors(inputs: list[tuple]) -> None:
+    for _, _, error in inputs:
+        if error is not None:
+            print(f"error: {error}", file=sys.stderr)
 
 
 def cmd_zoo(args) -> int:

@@ -50,22 +50,23 @@ class Recipe:
 
     def customised(self, **changes) -> Recipe:
         """``replace`` plus the linear learning-rate rule (Goyal et al. 2017): a new batch size without a new
-        learning rate scales the peak rate with the batch, ``lr × batch / default batch``."""
+        learning rate scales the peak rate with the batch, ``lr × batch / default batch``. A scaled rate out of
+        range is a ConvnetsError that says where it came from (the user never typed it)."""
         batch = changes.get("batch_size")
         if changes.get("lr") is None and batch is not None and batch != self.batch_size:
-            changes = {**changes, "lr": self.lr * batch / self.batch_size}
+            lr = self.lr * batch / self.batch_size
+            if range_problem("batch_size", batch) is None and range_problem("lr", lr) is not None:
+                raise ConvnetsError(f"batch-size {batch} scales the learning rate to {lr:g} (linear rule: {self.lr:g} "
+                                    f"× {batch} / {self.batch_size}), out of range: allowed lr {span('lr')}; give "
+                                    "--lr as well, or a smaller batch")
+            changes = {**changes, "lr": lr}
         return self.replace(**changes)
 
     def check(self) -> Recipe:
         """The recipe itself, or a ConvnetsError naming the first field out of range, its value and the range."""
-        for name, (low, high, low_open, high_open) in RANGES.items():
-            value = getattr(self, name)
-            kind = int if name in INTEGERS else int | float
-            if isinstance(value, bool) or not isinstance(value, kind) or value != value or (
-                    value <= low if low_open else value < low) or (value >= high if high_open else value > high):
-                span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-                whole = " whole numbers" if name in INTEGERS else ""
-                raise ConvnetsError(f"{name.replace('_', '-')} {value!r} is out of range: allowed{whole} {span}")
+        for name in RANGES:
+            if (problem := range_problem(name, getattr(self, name))) is not None:
+                raise ConvnetsError(problem)
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConvnetsError(f"{name} '{getattr(self, name)}' is not one of: {', '.join(allowed)}")
@@ -93,6 +94,23 @@ INTEGERS = ("epochs", "batch_size")
 # keeps the id it had before the field existed.
 ADDED_LATER = {"tta": False}
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "normalize": NORMALIZATIONS}
+
+
+def span(name: str) -> str:
+    """A field's allowed range as an interval: ``[1, 65536]``, ``(0, 10]``."""
+    low, high, low_open, high_open = RANGES[name]
+    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def range_problem(name: str, value: object) -> str | None:
+    """Why ``value`` cannot be the recipe field ``name`` (its value and the allowed range), or None if it can."""
+    low, high, low_open, high_open = RANGES[name]
+    kind = int if name in INTEGERS else int | float
+    if isinstance(value, bool) or not isinstance(value, kind) or value != value or (
+            value <= low if low_open else value < low) or (value >= high if high_open else value > high):
+        whole = " whole numbers" if name in INTEGERS else ""
+        return f"{name.replace('_', '-')} {value!r} is out of range: allowed{whole} {span(name)}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,29 @@ def find_source(dataset: str, data_dir: Path | str | None = None) -> Source:
     return Source("cifar10", "official", "download", official)
 
 
+def check_data_dir(dataset: str, data_dir: Path | str | None = None) -> Source:
+    """Where a background job would read the dataset from, or a ConvnetsError saying why it could not, checked
+    before a job is launched for it: a path to a file; a folder that does not exist (other than the default one,
+    which a download creates), since a mistyped path would otherwise start a download into a new folder; or data
+    that is missing while downloads are off."""
+    root = Path(data_dir) if data_dir else default_data_dir()
+    if root.exists() and not root.is_dir():
+        raise ConvnetsError(f"the data folder {root} is a file, not a folder")
+    if not root.exists() and root != default_data_dir():
+        other = " (downloads are off: CONVNETS_OFFLINE)" if offline() else ", or create this one to download it into"
+        raise ConvnetsError(f"the data folder {root} does not exist: choose the folder that holds the data{other}")
+    source = find_source(dataset, root)
+    if source.kind == "download" and offline():
+        raise ConvnetsError(f"{_missing(dataset, root)}; downloads are off (CONVNETS_OFFLINE), so put the files "
+                            "there or choose the folder that holds them")
+    return source
+
+
+def offline() -> bool:
+    """CONVNETS_OFFLINE set (to anything but nothing): never try a download."""
+    return bool(os.environ.get("CONVNETS_OFFLINE"))
+
+
 def load(dataset: str, data_dir: Path | str | None = None, cache_dir: Path | str | None = None) -> Dataset:
     """Both splits of a dataset as uint8 tensors, decoded once and then read from the cache."""
     source = find_source(dataset, data_dir)
@@ -308,7 +331,8 @@ def _decode(source: Source, split: str) -> Split:
     return decode_images(encoded_images(source, split))
 
 
-def _download(dataset: str, root: Path) -> None:
+def _missing(dataset: str, root: Path) -> str:
+    """What the data folder lacks: the files a download would bring, or for CIFAR-10 the JPEG copy's tree."""
     expected = (
         [root / "MNIST" / "raw" / f for f in MNIST_MD5]
         if dataset == "mnist"
@@ -316,9 +340,14 @@ def _download(dataset: str, root: Path) -> None:
     )
     tree = f"{root / JPEG_DIR}/{{train,test}}/<class>/"
     alternatives = "" if dataset == "mnist" else f" (or the JPEG ImageFolder copy {tree})"
-    missing = f"{dataset} is not in {root}: expected {', '.join(p.name for p in expected)} in {expected[0].parent}"
-    if os.environ.get("CONVNETS_OFFLINE"):
-        raise ConvnetsError(f"{missing}{alternatives}; downloads are off (CONVNETS_OFFLINE)")
+    names = ", ".join(p.name for p in expected)
+    return f"{dataset} is not in {root}: expected {names} in {expected[0].parent}{alternatives}"
+
+
+def _download(dataset: str, root: Path) -> None:
+    missing = _missing(dataset, root)
+    if offline():
+        raise ConvnetsError(f"{missing}; downloads are off (CONVNETS_OFFLINE)")
     import torchvision.datasets as tvd  # only a download needs torchvision; importing it costs seconds
 
     previous = socket.getdefaulttimeout()
@@ -328,7 +357,7 @@ def _download(dataset: str, root: Path) -> None:
         for train in (True, False):
             cls(str(root), train=train, download=True)
     except Exception as e:
-        raise ConvnetsError(f"{missing}{alternatives}, and downloading failed ({type(e).__name__}: {e})") from None
+        raise ConvnetsError(f"{missing}, and downloading failed ({type(e).__name__}: {e})") from None
     finally:
         socket.setdefaulttimeout(previous)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -26,8 +27,10 @@ MAX_INK_FRACTION = 0.6  # over 60 % inked is a filled canvas, not a digit
 NOTHING_DRAWN = "nothing drawn"
 TOO_LITTLE_INK = "too little ink to be a digit"
 FILLED = "the canvas is filled: clear it and draw a digit"
+TOO_MUCH_INK = "too much ink: this looks like a scribble, not a digit; clear it and draw one digit"
 
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG covers cameras' MPO files too
+MAX_PIXELS = 40_000_000  # a 40-megapixel photo decodes to 120 MB of RGB: larger is refused before decoding
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,19 +41,22 @@ class DrawingResult:
     reason: str = ""
 
 
-def prepare_drawing(drawing: np.ndarray) -> DrawingResult:
+def prepare_drawing(drawing: np.ndarray, on_black: bool = False) -> DrawingResult:
     """Turn a canvas drawing (HxW grey, HxWx3 RGB or HxWx4 RGBA, any size) into MNIST's 28x28 input.
 
     The ink may be light on dark or dark on light (read off the border); on a transparent canvas it is
     whatever is opaque. A uniformly light canvas counts as a dark canvas painted over, hence "filled".
+    ``on_black`` says the drawing is light strokes on black (the Draw page's canvas), so nothing is guessed: a
+    canvas scribbled over up to its border would otherwise read as dark ink, the gaps, on a light page.
     """
-    ink, light = _ink(_as_uint8(drawing))
+    pixels = _as_uint8(drawing)
+    ink, light = (_brightness(pixels), False) if on_black else _ink(pixels)
     inked = ink > 0
     fraction = inked.mean()
     if fraction == 0:
         return DrawingResult(None, FILLED if light else NOTHING_DRAWN)
     if fraction > MAX_INK_FRACTION:
-        return DrawingResult(None, FILLED)
+        return DrawingResult(None, TOO_MUCH_INK if on_black else FILLED)
     rows, cols = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
     height, width = rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]
     small = height < MIN_EXTENT * ink.shape[0] and width < MIN_EXTENT * ink.shape[1]
@@ -97,6 +103,16 @@ def _border(plane: np.ndarray) -> np.ndarray:
     return np.concatenate([plane[0], plane[-1], plane[:, 0], plane[:, -1]])
 
 
+def _brightness(pixels: np.ndarray) -> np.ndarray:
+    """Ink 0..255 of light strokes on black: the brightest channel, where the pixel is opaque."""
+    value = pixels if pixels.ndim == 2 else pixels[..., :3].max(axis=2)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        value = np.minimum(value, pixels[..., 3])
+    ink = value.copy()
+    ink[ink < NOISE_FLOOR] = 0
+    return ink
+
+
 def _ink(pixels: np.ndarray) -> tuple[np.ndarray, bool]:
     """Ink 0..255 per pixel, as contrast against the background read off the border; and if that is light.
 
@@ -121,7 +137,7 @@ def _ink(pixels: np.ndarray) -> tuple[np.ndarray, bool]:
     return ink, light
 
 
-def prepare_upload(data: bytes, size: int = 32, max_pixels: int = 40_000_000) -> np.ndarray:
+def prepare_upload(data: bytes, size: int = 32, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Turn an uploaded image file into a size x size x 3 uint8 RGB array, as CIFAR-10 models expect.
 
     Honours EXIF orientation, composites transparency onto white, centre-crops to a square and resizes
@@ -183,3 +199,9 @@ def _wide_to_grey(image: Image.Image) -> Image.Image:
 def to_display(image: np.ndarray, scale: int = 8) -> np.ndarray:
     """Upscale a small model input by pixel repetition so each input pixel shows as a crisp block."""
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name has the extension of a format uploads may be in (.png, .jpg, .jpeg, .webp, ...) and is
+    not hidden (a camera card's "._IMG_0001.JPG" is the file's metadata, not an image)."""
+    return not name.startswith(".") and Image.registered_extensions().get(Path(name).suffix.lower()) in UPLOAD_FORMATS

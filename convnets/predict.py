@@ -14,6 +14,8 @@ import torch
 from .data import CLASSES
 from .errors import ConvnetsError
 from .imaging import DrawingResult, prepare_drawing, prepare_upload  # noqa: F401 - the public inference API
+from .reporting import run_name
+from .schema import State
 from .store import Run, RunStore
 
 
@@ -21,6 +23,7 @@ from .store import Run, RunStore
 class Prediction:
     run_id: str
     model: str
+    name: str  # tells runs of one model apart: model, epochs, short id, zoo or not (reporting.run_name)
     probabilities: list[float]  # one per class
     classes: list[str]
 
@@ -41,8 +44,8 @@ class Prediction:
         return [(self.classes[i], float(self.probabilities[i])) for i in order]
 
     def to_dict(self) -> dict:
-        return {"run_id": self.run_id, "model": self.model, "label": self.label, "class_name": self.class_name,
-                "probability": round(self.probability, 6),
+        return {"run_id": self.run_id, "model": self.model, "name": self.name, "label": self.label,
+                "class_name": self.class_name, "probability": round(self.probability, 6),
                 "probabilities": [round(p, 6) for p in self.probabilities]}
 
 
@@ -57,14 +60,36 @@ def _load(path: str, readonly: bool, _mtime: int) -> torch.nn.Module:
     return Run(Path(path), readonly).load_model("cpu")
 
 
+def choose_runs(summaries: list[dict], *, best_per_model: bool = False, at_chance: bool = False) -> list[str]:
+    """The ids of the finished runs that should answer, from their summaries: every run, or each model's best (the
+    highest test accuracy, the newest of equals); runs at chance level only when asked for, because a model that
+    learned nothing only adds a wrong answer."""
+    rows = [s for s in summaries if s["state"] == State.FINISHED and (at_chance or not s.get("at_chance"))]
+    if best_per_model:
+        best: dict[tuple, dict] = {}
+        for s in rows:
+            key = (s["model"], s["dataset"])
+            if key not in best or _rank(s) > _rank(best[key]):
+                best[key] = s
+        rows = [s for s in rows if best[(s["model"], s["dataset"])] is s]
+    return [s["run_id"] for s in rows]
+
+
+def _rank(summary: dict) -> tuple[float, float]:
+    return summary.get("test_accuracy") or 0.0, summary.get("finished_at") or 0.0
+
+
 @torch.inference_mode()
-def predict(images: list[np.ndarray], dataset: str, store: RunStore | None = None) -> list[list[Prediction]]:
-    """For each image (28×28 grey for MNIST, 32×32×3 for CIFAR-10, uint8), every finished model's prediction."""
+def predict(images: list[np.ndarray], dataset: str, store: RunStore | None = None,
+            run_ids: list[str] | None = None) -> list[list[Prediction]]:
+    """For each image (28×28 grey for MNIST, 32×32×3 for CIFAR-10, uint8), the prediction of every finished model
+    of the dataset, or of the runs named (see ``choose_runs``); a run that cannot answer is left out."""
     store = store or RunStore()
+    runs = store.finished(dataset) if run_ids is None else [r for r in map(store.get, run_ids) if r is not None]
     batch = torch.from_numpy(np.stack([_chw(im) for im in images])).float()
     out: list[list[Prediction]] = [[] for _ in images]
     with _threads(1 if len(images) <= 8 else torch.get_num_threads()):
-        _predict_into(out, batch, dataset, store)
+        _predict_into(out, batch, dataset, runs)
     return out
 
 
@@ -79,15 +104,19 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str, store: RunStore) -> None:
-    for run in store.finished(dataset):
+def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str, runs: list[Run]) -> None:
+    for run in runs:
         try:
+            config = run.config
+            if config.dataset != dataset:
+                continue
             model = load_model(run)
         except (ConvnetsError, OSError):  # one damaged run must not take every other model's answer away
             continue
+        name = run_name(config.model, config.recipe.epochs, run.run_id, run.readonly)
         probs = model(batch).softmax(1)
         for i, p in enumerate(probs.tolist()):
-            out[i].append(Prediction(run.run_id, run.config.model, p, CLASSES[dataset]))
+            out[i].append(Prediction(run.run_id, config.model, name, p, CLASSES[dataset]))
 
 
 def _chw(image: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from __future__ import annotations
 COPY_LABELS = {"official": "official", "jpeg": "JPEG copy"}
 # Measured: a recipe averaging 94.0 % on the official CIFAR-10 test set averages 90.7 % on the JPEG copy.
 JPEG_COST = 0.033
+CHANCE_MARGIN = 0.02  # points above a guess's accuracy under which a run counts as at chance level
 
 
 def copy_cost(data_copy: str) -> float:
@@ -27,3 +28,24 @@ def data_label(dataset: str, data_copy: str) -> str:
 def pct(value: float | None) -> str:
     """A fraction as a percentage with two decimals, or a dash when there is none."""
     return "–" if value is None else f"{value:.2%}"
+
+
+def at_chance(accuracy: float | None, classes: int) -> bool:
+    """Whether a test accuracy is no better than guessing: under 1/classes + 2 points (12 % with ten classes).
+
+    Guessing, or answering one class whatever the image, scores 1/classes. On a 10,000-image test split a guess
+    varies by 0.3 points, so 2 points above it is beyond luck, while a net that learned ends far higher (the zoo's
+    weakest entry, LeNet-5 on CIFAR-10, scores 65.87 %). A run at chance learned nothing, usually because its
+    learning rate was far too high: it is marked so, and kept out of predictions and best scores unless asked for.
+    """
+    return accuracy is not None and accuracy < 1 / classes + CHANCE_MARGIN
+
+
+def run_name(model: str, epochs: int, run_id: str, zoo: bool) -> str:
+    """What tells two runs apart wherever they are listed: 'lenet5 · 5 ep · 8eede1 · zoo'."""
+    return f"{model} · {epochs} ep · {short_id(run_id)}{' · zoo' if zoo else ''}"
+
+
+def short_id(run_id: str) -> str:
+    """The first six digits of a run id's hash: enough to tell a store's runs of one model apart."""
+    return run_id.rsplit("-", 1)[-1][:6]

@@ -37,7 +37,6 @@ STOPPED = (State.CANCELLED, State.INTERRUPTED)  # a launch resumes them from the
 class Phase(StrEnum):
     """What a running trainer is doing."""
 
-    LOADING = "loading data"
     COMPILING = "compiling"
     TRAINING = "training"
     EVALUATING = "evaluating"

@@ -24,9 +24,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import RunConfig
-from .data import default_home
+from .data import CLASSES, default_home
 from .errors import ConvnetsError
 from .models.classifier import build_classifier
+from .reporting import at_chance
 from .schema import ACTIVE, Evaluation, HistoryRow, State, checked
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
@@ -148,7 +149,8 @@ class Run:
             return np.zeros((0, 1, 1, 1), np.uint8), []
 
     def summary(self) -> dict:
-        """The flat record the CLI prints and the leaderboard shows."""
+        """The flat record the CLI prints and the leaderboard shows; ``at_chance`` marks a finished run whose test
+        accuracy is no better than a guess (``reporting.at_chance``)."""
         status = self.status()
         out = {"run_id": self.run_id, "state": status["state"], "zoo": self.readonly, "error": status.get("error")}
         if status["state"] == State.DAMAGED:
@@ -177,6 +179,7 @@ class Run:
             epochs_done=len(history),
             params=status.get("params"),
             test_accuracy=evaluation.get("test_accuracy"),
+            at_chance=at_chance(evaluation.get("test_accuracy"), len(CLASSES[config.dataset])),
             test_loss=evaluation.get("test_loss"),
             best_epoch=best["epoch"] if best else None,
             best_test_accuracy=best["test_accuracy"] if best else None,

@@ -27,6 +27,7 @@ from .config import SCHEDULES, Recipe, RunConfig
 from .device import describe_device, pick_device
 from .errors import ConvnetsError
 from .evaluate import evaluate, final_report
+from .models import default_recipe
 from .models.classifier import classifier
 from .schema import HistoryRow, Phase, Progress, State
 from .store import Run, RunStore
@@ -143,11 +144,17 @@ def train_run(
 ) -> tuple[Run, bool]:
     """Train a configuration or return its finished run; the flag says whether it came from the cache.
 
+    Everything a user can get wrong is checked before the store is written, so that bad input never leaves a
+    failed run behind: the configuration's ranges, the model, the device, the data (loaded first) and a batch
+    that fits in its training split.
     ``compile`` None compiles on a single CUDA device only (see ``Trainer``). With ``queue`` (a lock file
     shared by background jobs), training waits its turn for that lock, so jobs launched together run one after
     another instead of fighting over the cores. Under torchrun every rank trains its shard of each global batch
     (``sync_bn``: batch statistics over the global batch, CUDA only) and only rank 0 touches the store.
     """
+    config.check()
+    default_recipe(config.model, config.dataset)  # the model exists and takes the dataset
+    dev = pick_device(device)
     store = store or RunStore()
     cached = store.get(config.run_id)
     if cached is not None and cached.finished:
@@ -155,13 +162,14 @@ def train_run(
     dist = dist_from_env()
     if config.recipe.batch_size % dist.world:
         raise ConvnetsError(f"the batch size {config.recipe.batch_size} must divide among {dist.world} processes")
-    dev = pick_device(device)
     if dev.type == "cuda" and dist.world > 1:
         dev = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(dev)
     if sync_bn and dist.world > 1 and dev.type != "cuda":
         raise ConvnetsError("--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on the CPU")
-    job = _Job(config, data_dir, dev, dist, progress, cancel, compile, command, sync_bn)
+    data = datamod.load_copy(config.dataset, config.data_copy, data_dir)
+    check_batch(config.recipe, data)
+    job = _Job(config, data, dev, dist, progress, cancel, compile, command, sync_bn)
     with process_group(dist, dev):
         if not dist.main:
             job.train(None)
@@ -189,6 +197,15 @@ def train_run(
                 run.set_status(State.FAILED, error=f"{type(e).__name__}: {e}", **_resume_fields(run))
                 raise
     return run, False
+
+
+def check_batch(recipe: Recipe, data: datamod.Dataset) -> None:
+    """A batch larger than the training split would train on nothing (or, without dropping the last partial batch,
+    on the whole split at a learning rate scaled for a batch it never sees)."""
+    n = len(data.train)
+    if recipe.batch_size > n:
+        raise ConvnetsError(f"batch-size {recipe.batch_size} is out of range: allowed whole numbers [1, {n}] (the "
+                            f"{data.name} training split here holds {n:,} images)")
 
 
 @contextmanager
@@ -391,7 +408,7 @@ class _Job:
     """One training of one configuration in this process; ``run`` is None on ranks other than 0."""
 
     config: RunConfig
-    data_dir: str | None
+    data: datamod.Dataset
     device: torch.device
     dist: Dist
     progress: ProgressFn | None
@@ -413,9 +430,7 @@ class _Job:
         config, device = self.config, self.device
         status = {"pid": os.getpid(), "device": describe_device(device), "world_size": self.dist.world,
                   "command": self.command}
-        if run is not None:
-            run.set_status(State.RUNNING, phase=Phase.LOADING, **status)
-        data = datamod.load_copy(config.dataset, config.data_copy, self.data_dir)
+        data = self.data
         trainer = Trainer(config, data.train, device, compile=self.compile, dist=self.dist, sync_bn=self.sync_bn)
         status.update(params=trainer.params, phase=Phase.TRAINING, compiled=trainer.compiled)
         train, test = data.train.to(device), data.test.to(device)

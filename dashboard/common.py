@@ -12,8 +12,8 @@ import streamlit as st
 
 from convnets.data import default_data_dir
 from convnets.imaging import to_display
-from convnets.predict import Prediction
-from convnets.reporting import pct  # noqa: F401 - the pages' percentages, written as everywhere else
+from convnets.predict import Prediction, choose_runs
+from convnets.reporting import pct, short_id  # noqa: F401 - pct: the pages' percentages, written as everywhere else
 from convnets.schema import State
 from convnets.store import RunStore
 from dashboard import figures
@@ -70,8 +70,13 @@ def dataset_filter() -> str | None:
 
 
 def data_dir() -> str:
-    """The sidebar's data folder, which jobs are given as --data-dir."""
-    return st.session_state.get("data_dir") or str(default_data_dir())
+    """The sidebar's data folder as an absolute path, which jobs are given as --data-dir: ~ expanded, and a relative
+    path taken from the home folder, because the folder the server was started in is nothing the user sees."""
+    text = (st.session_state.get("data_dir") or "").strip()
+    if not text:
+        return str(default_data_dir())
+    folder = Path(text).expanduser()
+    return str(folder if folder.is_absolute() else Path.home() / folder)
 
 
 # --- cached reads of the store ------------------------------------------------------------------------
@@ -97,9 +102,9 @@ def finished(dataset: str | None = None) -> list[dict]:
 
 def run_label(summary: dict) -> str:
     """Short enough for a select box, distinct even for two runs of one model."""
-    tag = summary["run_id"].rsplit("-", 1)[-1][:6]
     zoo = " · zoo" if summary.get("zoo") else ""
-    return f"{summary['model']} · {DATASET_LABELS[summary['dataset']]} · {summary['epochs']} ep · {tag}{zoo}"
+    return (f"{summary['model']} · {DATASET_LABELS[summary['dataset']]} · {summary['epochs']} ep · "
+            f"{short_id(summary['run_id'])}{zoo}")
 
 
 def pick_run(rows: Sequence[dict]) -> dict:
@@ -139,13 +144,29 @@ def enlarged(image: np.ndarray, scale: int) -> np.ndarray:
 # --- predictions --------------------------------------------------------------------------------------
 
 
+def answering_runs(dataset: str) -> list[str]:
+    """The runs whose predictions the Draw and Photo pages show: each model's best run, leaving out runs at chance
+    level; a toggle each (shown when it would change something) brings in every run, or the runs at chance."""
+    rows = finished(dataset)
+    several = len({s["model"] for s in rows}) < len(rows)
+    chance = sum(bool(s.get("at_chance")) for s in rows)
+    toggles = st.container(horizontal=True)
+    every_run = several and toggles.toggle("Every run of each model", key="every_run", help="By default each model "
+                                           "answers with its best run: the one with the highest test accuracy")
+    with_chance = bool(chance) and toggles.toggle(f"Runs at chance level ({chance})", key="chance_runs",
+                                                  help="Runs that ended no better than a guess learned nothing; "
+                                                  "they are left out unless you ask for them")
+    return choose_runs(rows, best_per_model=not every_run, at_chance=with_chance)
+
+
 def prediction_cards(predictions: Sequence[Prediction], top: int | None = None, per_row: int = 3) -> None:
-    """One card per model side by side: its answer, then every class's probability (a chart) or its top ones."""
+    """One card per run side by side, titled so that two runs of one model differ (model, epochs, short id, zoo):
+    its answer, then every class's probability (a chart) or its top ones."""
     for start in range(0, len(predictions), per_row):
         columns = st.columns(per_row)
         for column, p in zip(columns, predictions[start : start + per_row]):
             with column.container(border=True):
-                st.markdown(f"**{p.model}**", help=f"run {p.run_id}")
+                st.markdown(f"**{p.name}**", help=f"run {p.run_id}")
                 st.metric("prediction", p.class_name, label_visibility="collapsed")
                 if top is None:
                     st.caption(f"{p.probability:.1%} sure")

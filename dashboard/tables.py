@@ -11,9 +11,10 @@ from convnets.schema import State
 from convnets.zoo import STUDY_SECONDS
 
 OFFICIAL = "≈ official %"  # the column that puts every run in official-data terms
-LEADERBOARD_COLUMNS = ["Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper",
-                       "Reference %", "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s", "img/s",
-                       "Device", "Zoo", "Run"]
+AT_CHANCE = "At chance"  # no better than a guess (reporting.at_chance): kept in the table, out of the best cards
+LEADERBOARD_COLUMNS = ["Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, AT_CHANCE, "Paper %",
+                       "Δ paper", "Reference %", "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s",
+                       "img/s", "Device", "Zoo", "Run"]
 
 
 KINDS = {"paper": "paper net", "reference": "study net", "modern": "modern net"}
@@ -79,6 +80,7 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             "Epochs": s["epochs"],
             "Test acc. %": _points(s["test_accuracy"]),
             OFFICIAL: _points(official),
+            AT_CHANCE: bool(s.get("at_chance")),
             "Paper %": _points(paper),
             "Δ paper": _delta(official, paper),
             "Reference %": _points(reference),

@@ -3,18 +3,27 @@
 from collections import Counter
 
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from convnets.predict import Prediction, predict, prepare_drawing
 from dashboard import common
+from dashboard.canvas import st_canvas
 
-CANVAS_SIDE = 280  # ten canvas pixels per MNIST pixel
+CANVAS_SIDE = 336  # twelve canvas pixels per MNIST pixel: room for a finger, and still within a phone's width
+STROKE_WIDTH = 24  # MNIST's pen: about two of its 28 pixels
 INPUT_SCALE = 4
 
 
 def clear() -> None:
     """A canvas under a new key starts empty."""
     st.session_state["canvas_generation"] = st.session_state.get("canvas_generation", 0) + 1
+    st.session_state.pop("canvas_start", None)
+
+
+def undo() -> None:
+    """Every stroke but the last, as the canvas's starting drawing: the canvas redraws itself from a starting
+    drawing that changed, and sends it back (a fresh canvas would not). The count makes each undo a change."""
+    undos = (st.session_state.get("canvas_start") or {}).get("undos", 0) + 1
+    st.session_state["canvas_start"] = {"objects": st.session_state.get("canvas_strokes", [])[:-1], "undos": undos}
 
 
 def verdict_text(predictions: list[Prediction]) -> str:
@@ -30,23 +39,31 @@ def verdict_text(predictions: list[Prediction]) -> str:
 @st.fragment
 def drawing_board() -> None:
     """A fragment, so that each stroke reruns only the canvas and the predictions, not the whole app."""
-    pad, seen = st.columns([1, 2], gap="large")
+    pad, seen = st.columns([2, 3], gap="medium")
     with pad:
-        st.caption("One digit, large:")  # also the room for the canvas's toolbar, which floats above it
-        canvas = st_canvas(stroke_width=20, stroke_color="#ffffff", background_color="#000000", width=CANVAS_SIDE,
-                           height=CANVAS_SIDE, drawing_mode="freedraw", update_streamlit=True,
-                           return_image_data=True, key=f"canvas-{st.session_state.get('canvas_generation', 0)}")
-        st.button("Clear", icon=":material/ink_eraser:", on_click=clear)
+        canvas = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#ffffff", background_color="#000000",
+                           width=CANVAS_SIDE, height=CANVAS_SIDE, drawing_mode="freedraw", update_streamlit=True,
+                           return_image_data=True, initial_drawing=st.session_state.get("canvas_start"),
+                           key=f"canvas-{st.session_state.get('canvas_generation', 0)}")
+        st.session_state["canvas_strokes"] = (canvas.json_data or {}).get("objects") or []
+        with st.container(horizontal=True):
+            st.button("Clear", icon=":material/ink_eraser:", on_click=clear)
+            st.button("Undo", icon=":material/undo:", on_click=undo, disabled=not st.session_state["canvas_strokes"])
 
     pixels = canvas.image_data
-    drawing = prepare_drawing(pixels) if pixels is not None else None
+    drawing = prepare_drawing(pixels, on_black=True) if pixels is not None else None
     with seen:
         if drawing is None or drawing.image is None:
             reason = drawing.reason if drawing is not None else "nothing drawn yet"
             st.info(f"Draw one digit, large, with the mouse or a finger: every MNIST model reads it as you draw "
                     f"({reason}).", icon=":material/draw:")
             return
-        predictions = predict([drawing.image], "mnist")[0]
+        runs = common.answering_runs("mnist")
+        predictions = predict([drawing.image], "mnist", run_ids=runs)[0]
+        if not predictions:
+            st.info("Every finished MNIST run ended at chance level: turn them on above to see what they say.",
+                    icon=":material/info:")
+            return
         image_column, verdict = st.columns([1, 3], vertical_alignment="center")
         image_column.image(common.enlarged(drawing.image, INPUT_SCALE), caption="The models' input (28×28)")
         verdict.markdown(verdict_text(predictions))

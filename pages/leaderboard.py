@@ -12,7 +12,9 @@ board = tables.leaderboard(rows)
 stragglers = tables.unfinished(rows)
 cost = f"{100 * JPEG_COST:.1f}"
 
+chance = int(board[tables.AT_CHANCE].sum())
 counts = [common.plural(len(board), "finished run")]
+counts += [f"{chance} at chance level"] if chance else []
 counts += [f"{len(stragglers)} not finished"] if len(stragglers) else []
 st.caption(" · ".join(counts))
 
@@ -20,7 +22,11 @@ if board.empty:
     common.empty_state("No finished runs yet. Train a model and it shows up here, beside the accuracy its paper "
                        "reports.")
 else:
-    best = board.loc[board.groupby("Dataset")[tables.OFFICIAL].idxmax()]
+    counted = chance and st.toggle(f"Count the runs at chance level ({chance})", key="count_chance",
+                                   help="Runs that ended no better than a guess learned nothing: they are marked in "
+                                   "the table and left out of the best scores unless you count them")
+    ranked = board if counted else board[~board[tables.AT_CHANCE]]
+    best = ranked.loc[ranked.groupby("Dataset")[tables.OFFICIAL].idxmax()]
     for column, (_, row) in zip(st.columns(4), best.iterrows()):
         # The model goes in the caption: a card a quarter of the page wide truncates a label past ~20 characters.
         column.metric(f"Best on {common.DATASET_LABELS[row['Dataset']]}", f"{row['Test acc. %']:.2f}%", border=True,
@@ -33,6 +39,8 @@ else:
         "Test acc. %": st.column_config.NumberColumn(format="%.2f", help="Measured on the run's own test data"),
         tables.OFFICIAL: st.column_config.NumberColumn(format="%.2f", help=f"JPEG-copy runs + {cost} points (what the "
                                                        "copy costs); runs on the official data as they are"),
+        tables.AT_CHANCE: st.column_config.CheckboxColumn(help="No better than a guess (under 1 / classes + 2 "
+                                                          "points): the run learned nothing"),
         "Paper %": st.column_config.NumberColumn(format="%.2f"),
         "Reference %": st.column_config.NumberColumn(format="%.2f", help="The reference Keras notebooks"),
         "Δ paper": st.column_config.NumberColumn(format="%+.2f", help="≈ official minus paper, in points"),

@@ -5,6 +5,7 @@ import streamlit as st
 
 from convnets.data import CLASSES
 from convnets.errors import ConvnetsError
+from convnets.imaging import MAX_PIXELS
 from convnets.predict import predict, prepare_upload
 from dashboard import common, samples
 
@@ -29,11 +30,14 @@ if not common.finished("cifar10"):
     st.stop()
 
 st.caption("CIFAR-10 models know ten classes: " + ", ".join(CLASSES["cifar10"]) + ".")
+limits = (f"Up to {st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS / 1e6:g} megapixels: "
+          f"{', '.join(f.upper() for f in FORMATS)}")
 upload_column, sample_column = st.columns([3, 1], vertical_alignment="bottom")
 upload = upload_column.file_uploader("Upload an image", type=FORMATS, on_change=forget_sample,
                                      key=f"upload-{st.session_state.get('uploader_generation', 0)}")
 sample_column.button("Random CIFAR-10 test image", icon=":material/shuffle:", on_click=choose_sample,
                      help=samples.SOURCE_HELP)
+st.caption(limits)  # in words: over the size limit, the uploader itself shows only a red chip
 
 image: np.ndarray | None = None
 if upload is not None:
@@ -56,4 +60,9 @@ if image is None:
 image_column, cards = st.columns([1, 4], gap="medium")
 image_column.image(common.enlarged(image, INPUT_SCALE), caption=f"{caption} · what the models see (32×32)")
 with cards:
-    common.prediction_cards(predict([image], "cifar10")[0], top=3)
+    predictions = predict([image], "cifar10", run_ids=common.answering_runs("cifar10"))[0]
+    if predictions:
+        common.prediction_cards(predictions, top=3)
+    else:
+        st.info("Every finished CIFAR-10 run ended at chance level: turn them on above to see what they say.",
+                icon=":material/info:")

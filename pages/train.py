@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from convnets.config import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULES, RunConfig
-from convnets.data import find_source
+from convnets.data import check_data_dir
 from convnets.device import available_devices
 from convnets.errors import ConvnetsError
 from convnets.jobs import Job, JobManager
@@ -124,10 +124,16 @@ published = [f"{who} {common.pct(accuracy[dataset])}" for who, accuracy in
              (("paper", spec.paper_accuracy), ("reference", spec.reference_accuracy)) if dataset in accuracy]
 st.caption(" · ".join([spec.citation, f"{training.parameter_count(model, dataset):,} parameters", *published]))
 
-source = find_source(dataset, common.data_dir())
-if source.kind == "download":
+try:  # before any job is launched: a job on a folder that cannot serve it would fail at once
+    source, problem = check_data_dir(dataset, common.data_dir()), None
+except ConvnetsError as e:
+    source, problem = None, str(e)
+if problem is not None:  # a warning: the page itself works, only training needs the data
+    st.warning(f"No training until this is fixed: {problem}. Set the data folder in the sidebar.",
+               icon=":material/folder_off:")
+elif source.kind == "download":
     st.warning(f"{common.DATASET_LABELS[dataset]} is not in {common.data_dir()} (set the data folder in the "
-               "sidebar); the job will try to download it.", icon=":material/cloud_download:")
+               "sidebar); the job will download it there.", icon=":material/cloud_download:")
 else:
     st.caption(f"Data: {COPY_LABELS[source.copy]} {common.DATASET_LABELS[dataset]} from {source.path}")
 
@@ -157,7 +163,7 @@ with st.form("train"):
         augment = more[4].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(recipe.augment),
                                     help="crop-flip: random 4-pixel shifts and mirroring; flip: mirroring only; "
                                     "shift: 2-pixel shifts only (for digits)", key=f"augment-{key}")
-    if st.form_submit_button("Train", type="primary", icon=":material/play_arrow:"):
+    if st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", disabled=source is None):
         chosen = recipe.customised(
             epochs=int(epochs), batch_size=int(batch_size), lr=lr, optimizer=optimizer,
             schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing, augment=augment)

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +31,7 @@ READY = "[data-testid=stApp][data-test-script-state=notRunning]"
 PAGES = {"leaderboard": "Leaderboard", "curves": "Training curves", "errors": "Errors", "draw": "Draw a digit",
          "photo": "Classify a photo", "train": "Train"}
 RUN_ID = re.compile(r"lenet5-cifar10-[0-9a-f]{10}")
+CANVAS_SIDE = 336  # pages/draw.py: large enough for a finger (it was 280)
 
 
 def free_port() -> int:
@@ -135,7 +137,7 @@ def test_drawing_a_digit_shows_every_mnist_models_prediction(page):
     page.wait_for_timeout(500)  # once mounted, the canvas reports its empty drawing, which reruns the page...
     page.wait_for_selector(READY)  # ...so let that rerun finish before drawing
     box = canvas.bounding_box()
-    assert round(box["width"]) == 280 and round(box["height"]) == 280
+    assert round(box["width"]) == CANVAS_SIDE and round(box["height"]) == CANVAS_SIDE
 
     released = stroke(page, box, [(70, 60), (210, 60), (120, 240)])  # a 7
     page.wait_for_function("document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 2")
@@ -156,6 +158,82 @@ def test_drawing_a_digit_shows_every_mnist_models_prediction(page):
     page.wait_for_selector("text=nothing drawn yet")
 
 
+def open_canvas(page) -> dict:
+    """The Draw page's canvas, mounted and reported to the server; returns its box on the page."""
+    visit(page, "Draw a digit")
+    canvas = page.locator("canvas").last
+    canvas.wait_for()
+    page.wait_for_timeout(500)
+    page.wait_for_selector(READY)
+    return canvas.bounding_box()
+
+
+# What the topmost element is at a point of the canvas, asked inside the component's shadow root, where the canvas
+# and anything laid over it (the package's own toolbar floats over the top-right corner) live.
+TOPMOST = """([x, y]) => {
+    const host = [...document.querySelectorAll('*')].find(e => e.shadowRoot && e.shadowRoot.querySelector('canvas'));
+    const hit = host.shadowRoot.elementFromPoint(x, y);
+    return hit ? hit.tagName.toLowerCase() + '.' + hit.className : 'nothing';
+}"""
+
+
+def model_input(page) -> np.ndarray:
+    """The 28×28 input the models were given, as the page shows it (enlarged), in grey."""
+    src = page.locator("[data-testid=stImage] img").first.get_attribute("src")
+    return np.asarray(Image.open(io.BytesIO(page.request.get(urllib.parse.urljoin(page.url, src)).body())).convert("L"))
+
+
+def test_nothing_covers_the_canvas_and_a_digit_begun_in_its_top_right_corner_is_read(page):
+    box = open_canvas(page)
+    inset = 4
+    corners = [(x, y) for x in (inset, CANVAS_SIDE - inset) for y in (inset, CANVAS_SIDE - inset)]
+    hits = [page.evaluate(TOPMOST, [box["x"] + x, box["y"] + y]) for x, y in corners]
+    assert all(hit.startswith("canvas.") for hit in hits), hits
+
+    right, bottom = CANVAS_SIDE - 14, CANVAS_SIDE - 14
+    stroke(page, box, [(right, 10), (right, bottom)])  # a large 1, begun in the very corner
+    page.wait_for_function("document.querySelectorAll('[data-testid=stMain] .js-plotly-plot').length >= 2")
+    page.wait_for_selector(READY)
+    ink = model_input(page) > 0
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    assert rows[-1] - rows[0] > 3 * (cols[-1] - cols[0])  # the whole stroke: a tall, narrow bar
+    assert page.get_by_text("nothing drawn").count() == 0
+    screenshot(page, "draw-corner")
+
+    page.get_by_role("button", name=re.compile("Clear")).click()
+    page.wait_for_selector("text=nothing drawn yet")
+
+
+def test_a_scribble_says_so_and_undo_takes_back_the_last_stroke(page):
+    box = open_canvas(page)
+    zigzag = [(x, 2 if i % 2 == 0 else CANVAS_SIDE - 2) for i, x in enumerate(range(4, CANVAS_SIDE, 16))]
+    stroke(page, box, zigzag)
+    page.wait_for_selector("text=too much ink: this looks like a scribble, not a digit")
+    screenshot(page, "draw-scribble")
+    page.get_by_role("button", name=re.compile("Clear")).click()
+    page.wait_for_selector("text=nothing drawn yet")
+
+    stroke(page, box, [(170, 40), (170, 290)])  # a 1...
+    page.wait_for_selector("[data-testid=stImage] img")
+    page.wait_for_selector(READY)
+    one = model_input(page)
+    stroke(page, box, [(80, 60), (260, 60)])  # ...and a bar across its top: a 7, or a T
+    page.wait_for_function("src => { const i = document.querySelector('[data-testid=stImage] img');"
+                           " return i && i.getAttribute('src') !== src; }", arg=page.locator(
+                               "[data-testid=stImage] img").first.get_attribute("src"))
+    page.wait_for_selector(READY)
+    assert not np.array_equal(model_input(page), one)
+    seven = page.locator("[data-testid=stImage] img").first.get_attribute("src")
+    page.get_by_role("button", name=re.compile("Undo")).click()
+    page.wait_for_function("src => { const i = document.querySelector('[data-testid=stImage] img');"
+                           " return i && i.getAttribute('src') !== src; }", arg=seven)
+    page.wait_for_selector(READY)
+    assert np.array_equal(model_input(page), one)  # the bar is gone, the 1 is read again
+    screenshot(page, "draw-undo")
+    page.get_by_role("button", name=re.compile("Undo")).click()
+    page.wait_for_selector("text=(nothing drawn)")
+
+
 def test_uploading_a_photo_shows_the_top_three_classes(page):
     visit(page, "Classify a photo")
     pixels = np.zeros((96, 128, 3), np.uint8)
@@ -170,6 +248,34 @@ def test_uploading_a_photo_shows_the_top_three_classes(page):
     assert bars.count() == 3
     assert re.search(r"\d+\.\d%", bars.first.inner_text())
     screenshot(page, "photo-predictions")
+
+
+def set_data_folder(page, value: str) -> None:
+    field = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Data folder")
+    field.fill(value)
+    field.press("Enter")
+    page.wait_for_timeout(300)
+    page.wait_for_selector(READY)
+
+
+def test_the_train_page_refuses_a_missing_data_folder_and_the_folder_survives_a_reload(server, page, tmp_path):
+    _, home = server
+    field = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Data folder")
+    visit(page, "Train")
+    before = field.input_value()
+    missing = tmp_path / "typo"
+    try:
+        set_data_folder(page, str(missing))
+        page.get_by_text(f"the data folder {missing} does not exist").wait_for()
+        assert page.locator("[data-testid=stFormSubmitButton] button").is_disabled()
+        screenshot(page, "train-missing-folder")
+        page.reload()
+        page.wait_for_selector(READY)
+        assert field.input_value() == str(missing)  # remembered on disk, not only in the closed session
+    finally:
+        set_data_folder(page, before)
+    assert page.locator("[data-testid=stFormSubmitButton] button").is_enabled()
+    assert (home / "settings.json").read_text().count(before) == 1
 
 
 def test_a_job_launched_from_the_train_page_reaches_the_leaderboard(server, page):

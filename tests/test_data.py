@@ -160,3 +160,22 @@ def test_channel_and_pixel_stats(data_dir):
     assert mean.shape == (3,) and torch.allclose(mean, split.images.float().mean((0, 2, 3)), rtol=1e-4)
     pmean, pstd = datamod.pixel_stats(split)
     assert pmean.shape == (3, 32, 32) and (pstd >= 1).all()
+
+
+def test_a_data_folder_is_checked_before_a_job_is_launched(data_dir, tmp_path, monkeypatch):
+    assert datamod.check_data_dir("cifar10", data_dir).kind == "cifar-folder"
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ConvnetsError, match="is a file, not a folder"):
+        datamod.check_data_dir("mnist", tmp_path / "file")
+    with pytest.raises(ConvnetsError, match=r"typo does not exist: .*\(downloads are off: CONVNETS_OFFLINE\)"):
+        datamod.check_data_dir("mnist", tmp_path / "typo")
+    with pytest.raises(ConvnetsError, match="mnist is not in .*; downloads are off"):
+        datamod.check_data_dir("mnist", tmp_path)  # exists, holds nothing
+    with pytest.raises(ConvnetsError, match="mnist is not in .*; downloads are off"):
+        datamod.check_data_dir("mnist")  # the default folder, missing
+
+    monkeypatch.delenv("CONVNETS_OFFLINE")  # online: a download may fill an existing folder, or create the default
+    assert datamod.check_data_dir("mnist", tmp_path).kind == "download"
+    assert datamod.check_data_dir("mnist").kind == "download"
+    with pytest.raises(ConvnetsError, match="typo does not exist: .*, or create this one to download it into"):
+        datamod.check_data_dir("mnist", tmp_path / "typo")  # a mistyped path does not start a download

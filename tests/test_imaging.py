@@ -20,6 +20,7 @@ from convnets.imaging import (
     FILLED,
     NOTHING_DRAWN,
     TOO_LITTLE_INK,
+    TOO_MUCH_INK,
     DrawingResult,
     prepare_drawing,
     prepare_upload,
@@ -130,6 +131,30 @@ def dot(radius: int) -> np.ndarray:
 )
 def test_no_digit_gives_reason(drawing: np.ndarray, reason: str) -> None:
     assert (prepare_drawing(drawing).image, prepare_drawing(drawing).reason) == (None, reason)
+
+
+def scribble(spacing: int) -> np.ndarray:
+    """The Draw page's canvas (opaque black) scribbled over from edge to edge: a zigzag of thick white strokes."""
+    image = Image.new("RGBA", (SIDE, SIDE), (0, 0, 0, 255))
+    points = [(x, 0 if i % 2 == 0 else SIDE) for i, x in enumerate(range(-20, SIDE + 40, spacing))]
+    ImageDraw.Draw(image).line(points, "white", 24)
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("spacing", [12, 20, 28])
+def test_a_scribbled_canvas_says_it_has_too_much_ink(spacing: int) -> None:
+    drawing = scribble(spacing)
+    assert (drawing[..., 0] > 0).mean() > 0.6  # inked all over, its border too...
+    assert prepare_drawing(drawing).reason != TOO_MUCH_INK  # ...which read off the border looks like a light page
+    assert (prepare_drawing(drawing, on_black=True).image, prepare_drawing(drawing, on_black=True).reason) == (
+        None, TOO_MUCH_INK)
+
+
+@pytest.mark.parametrize(("digit", "x", "y", "size", "width"), DRAWINGS)
+def test_a_digit_on_black_reads_the_same_when_the_background_is_known(digit, x, y, size, width) -> None:
+    rgba = canvas(digit, x, y, size, width)
+    np.testing.assert_array_equal(prepare_drawing(rgba, on_black=True).image, prepare_drawing(rgba).image)
+    assert prepare_drawing(np.asarray(Image.new("RGBA", (SIDE, SIDE), "black")), on_black=True).reason == NOTHING_DRAWN
 
 
 def test_mnist_sized_input_works() -> None:

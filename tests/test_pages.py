@@ -1,8 +1,11 @@
 """Every dashboard page under Streamlit's AppTest, with an empty store and with a store of real tiny runs."""
 
 import io
+import json
 import math
+import shutil
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +16,10 @@ from streamlit.testing.v1 import AppTest
 from ui_helpers import FAILED_ERROR, built_store, copy_runs  # noqa: F401 - built_store is a fixture
 
 from convnets.config import RunConfig
+from convnets.data import default_data_dir
 from convnets.jobs import JobManager
 from convnets.models import default_recipe, get_model
+from convnets.reporting import short_id
 from convnets.schema import ACTIVE
 from convnets.store import RunStore
 from dashboard import figures
@@ -324,3 +329,100 @@ def test_reproduce_the_study_queues_the_five_nets_on_the_chosen_seed(data_dir, m
     [study] = [d.value for d in at.dataframe if "Study %" in d.value.columns]
     assert list(study["Model"]) == ["ref_lenet", "ref_vgg", "ref_allcnn", "ref_resnet20", "ref_wrn14_2"]
     assert list(study["Study %"]) == [79.8, 88.1, 90.3, 91.0, 92.2]
+
+
+# --- runs of one model, runs at chance level ---------------------------------------------------------
+
+
+def clone_run(store: RunStore, run_id: str, digits: str, accuracy: float) -> str:
+    """A second run of the same model (a copy under another id), its test accuracy set to ``accuracy``."""
+    source = store.require(run_id).path
+    clone = source.with_name(f"{run_id.rsplit('-', 1)[0]}-{digits * 10}")
+    shutil.copytree(source, clone)
+    evaluation = json.loads((clone / "evaluation.json").read_text())
+    (clone / "evaluation.json").write_text(json.dumps({**evaluation, "test_accuracy": accuracy}))
+    return clone.name
+
+
+def card_titles(at: AppTest) -> list[str]:
+    return [m.value.strip("*") for m in at.markdown if m.value.startswith("**lenet5 · ")]
+
+
+def test_photo_cards_name_each_run_and_show_each_models_best_unless_asked(store):
+    cifar = summary_of(store, "lenet5", "cifar10")
+    worse = clone_run(store, cifar["run_id"], "1", cifar["test_accuracy"] / 2)
+    chance = clone_run(store, cifar["run_id"], "2", 0.1)
+    at = open_page("photo")
+    at.file_uploader[0].set_value(("red.png", _png(np.full((64, 48, 3), (200, 30, 30), np.uint8)), "image/png"))
+    at.run()
+    limit = tomllib.loads((APP.parent.parent / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
+    assert not at.exception and f"Up to {limit} MB and 40 megapixels: PNG, JPG, JPEG, WEBP, GIF, BMP" in texts(at)
+    assert card_titles(at) == [f"lenet5 · 2 ep · {short_id(cifar['run_id'])}"]  # the best of the three runs
+
+    at.toggle(key="every_run").set_value(True).run()
+    assert sorted(card_titles(at)) == sorted(f"lenet5 · 2 ep · {short_id(i)}" for i in (cifar["run_id"], worse))
+    assert at.toggle(key="chance_runs").label == "Runs at chance level (1)"
+    at.toggle(key="chance_runs").set_value(True).run()
+    assert len(set(card_titles(at))) == 3 and f"lenet5 · 2 ep · {short_id(chance)}" in card_titles(at)
+
+
+def test_a_run_at_chance_is_marked_on_the_leaderboard_and_left_out_of_the_best_cards(store):
+    cifar = summary_of(store, "lenet5", "cifar10")
+    evaluation = store.require(cifar["run_id"]).path / "evaluation.json"
+    evaluation.write_text(json.dumps({**json.loads(evaluation.read_text()), "test_accuracy": 0.105}))
+    at = open_page("leaderboard")
+    board = at.dataframe[0].value
+    assert dict(zip(board["Run"], board["At chance"])) == {
+        cifar["run_id"]: True, **{s.run_id: False for s in store.finished("mnist")}}
+    assert "3 finished runs · 1 at chance level" in texts(at)
+    assert [m.label for m in at.metric] == ["Best on MNIST"]
+    at.toggle(key="count_chance").set_value(True).run()
+    assert {m.label: m.value for m in at.metric}["Best on CIFAR-10"] == "10.50%"
+
+
+def test_draw_page_keeps_its_buttons_outside_the_canvas(store):
+    at = open_page("draw")
+    assert [b.label for b in at.button] == ["Clear", "Undo"]
+    assert at.button[1].disabled  # nothing to undo yet
+
+
+# --- the data folder --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["file", "missing", "empty, offline"])
+def test_a_data_folder_that_cannot_serve_a_job_is_said_so_and_launches_nothing(tmp_path, case):
+    folder = {"file": tmp_path / "notes.txt", "missing": tmp_path / "typo", "empty, offline": tmp_path / "empty"}[case]
+    expected = {"file": f"the data folder {folder} is a file, not a folder",
+                "missing": f"the data folder {folder} does not exist",
+                "empty, offline": "downloads are off (CONVNETS_OFFLINE)"}[case]
+    if case == "file":
+        folder.write_text("not a folder")
+    elif case == "empty, offline":
+        folder.mkdir()
+    at = open_page("train", data_dir=str(folder))
+    assert any(expected in w.value for w in at.warning) and "will download" not in texts(at)
+    submit = at.button[0]
+    assert submit.label == "Train" and submit.disabled  # AppTest, like a browser, cannot click it
+    assert JobManager().jobs() == []
+
+
+def test_a_relative_data_folder_is_taken_from_the_home_folder(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "datasets").symlink_to(data_dir)
+    at = open_page("train", data_dir="datasets")
+    at.button_group(key="train_dataset").set_value("cifar10").run()
+    assert f"= {tmp_path / 'datasets'}" in texts(at)  # the sidebar says what the path stands for
+    assert f"Data: JPEG copy CIFAR-10 from {tmp_path / 'datasets' / 'cifar10-jpeg'}" in texts(at)
+    assert "relative path is taken from your home folder" in at.text_input(key="data_dir").help
+    assert open_page("train", data_dir="~/datasets").button[0].disabled is False
+
+
+def test_the_data_folder_survives_a_reload(home, data_dir):
+    at = open_page("train")
+    at.text_input(key="data_dir").set_value(str(data_dir)).run()
+    assert json.loads((home / "settings.json").read_text()) == {"data_dir": str(data_dir)}
+    assert [p.name for p in home.iterdir() if p.name.startswith(".settings")] == []  # written by rename
+    again = open_page("train")  # a reload: a new session, with an empty session state
+    assert again.text_input(key="data_dir").value == str(data_dir)
+    (home / "settings.json").write_text('{"data_dir": ')  # torn by hand: the default, and no error
+    assert open_page("train").text_input(key="data_dir").value == str(default_data_dir())

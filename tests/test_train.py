@@ -11,7 +11,7 @@ from convnets.config import RunConfig
 from convnets.errors import ConvnetsError
 from convnets.models import get_model
 from convnets.store import RunStore
-from convnets.train import Cancelled, Diverged, Trainer, lr_at, momentum_at, train_run
+from convnets.train import Cancelled, Diverged, Objective, Trainer, lr_at, momentum_at, train_run
 
 
 def mnist_config(**recipe) -> RunConfig:
@@ -67,8 +67,16 @@ def test_same_seed_same_weights_and_resume_matches(data_dir, tmp_path, monkeypat
     assert all(torch.equal(expected[k], got[k]) for k in expected)
 
 
-def test_divergence_fails_the_run_without_a_model(data_dir):
-    config = mnist_config(lr=1e6, epochs=1)
+def test_divergence_fails_the_run_without_a_model(data_dir, monkeypatch):
+    # A learning rate out of range is refused before training (tests/test_inputs.py), so a NaN loss is simulated.
+    forward = Objective.forward
+
+    def nan_loss(self, x, y):
+        loss, hits = forward(self, x, y)
+        return loss * math.nan, hits
+
+    monkeypatch.setattr(Objective, "forward", nan_loss)
+    config = mnist_config(epochs=1)
     with pytest.raises(Diverged, match="diverged"):
         train_run(config, data_dir=str(data_dir), device="cpu")
     run = RunStore().get(config.run_id)
