@@ -1,4 +1,4 @@
-"""``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, predict.
+"""``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, predict, explain.
 
 A contract other tools rely on: with ``--json`` the last line of stdout is one JSON document; bad input
 prints one ``error: ...`` line on stderr and exits with status 2.
@@ -68,6 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", type=Path)
     pr.add_argument("--dataset", required=True, choices=DATASETS)
     pr.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("explain", help="where every finished model looks in image files (Grad-CAM or integrated "
+                        "gradients)")
+    ex.add_argument("images", nargs="+", type=Path)
+    ex.add_argument("--dataset", required=True, choices=DATASETS)
+    ex.add_argument("--run", nargs="+", action="extend", dest="runs", default=[], metavar="RUN_ID",
+                    help="only these runs (default: every finished model of the dataset)")
+    ex.add_argument("--method", default="gradcam", help="gradcam (default) or ig, integrated gradients (checked by "
+                    "the explain module, so that listing models need not import Captum)")
+    ex.add_argument("--json", action="store_true")
+
+    ds = sub.add_parser("datasets", help="which copy of each dataset is in the data folder, and its class counts")
+    ds.add_argument("--write-sample", type=Path, metavar="FILE",
+                    help="write the repository's sample (10 test images per class of each dataset) from the data")
+    _common(ds, device=False, data=True)
+
     z = sub.add_parser("zoo", help="train (or reuse) the shipped zoo's entries and write its results table")
     z.add_argument("--only", nargs="+", metavar="NAME", help="model or model/dataset names")
     z.add_argument("--cpu-friendly", action="store_true", help="only the entries sized for a CPU (up to hours)")
@@ -229,17 +245,19 @@ def config_classes(config: RunConfig) -> list[str]:
     return datamod.CLASSES[config.dataset]
 
 
-def cmd_predict(args) -> int:
-    from .predict import predict, prepare_drawing, prepare_upload
+def read_inputs(paths: list[Path], dataset: str):
+    """Image files as the models' inputs: photos as CIFAR-10 squares, digits prepared as the Draw page's drawings
+    (so an empty image is "nothing drawn", an error)."""
+    from .imaging import prepare_drawing, prepare_upload
 
     inputs = []
-    for path in args.images:
+    for path in paths:
         try:
             blob = path.read_bytes()
         except OSError as e:
             raise ConvnetsError(f"cannot read {path}: {e.strerror}") from None
         try:
-            if args.dataset == "cifar10":
+            if dataset == "cifar10":
                 inputs.append(prepare_upload(blob))
                 continue
             drawing = prepare_drawing(prepare_upload(blob, size=112))
@@ -248,6 +266,13 @@ def cmd_predict(args) -> int:
         if drawing.image is None:
             raise ConvnetsError(f"{path}: {drawing.reason}")
         inputs.append(drawing.image)
+    return inputs
+
+
+def cmd_predict(args) -> int:
+    from .predict import predict
+
+    inputs = read_inputs(args.images, args.dataset)
     results = predict(inputs, args.dataset)
     if not any(results):
         raise ConvnetsError(f"no finished {args.dataset} model in the store; train one first "
@@ -260,6 +285,53 @@ def cmd_predict(args) -> int:
         print(path)
         for x in preds:
             print(f"  {x.model:<16} {x.class_name:<12} {x.probability:.1%}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .explain import METHODS, Explainer, explain, runs_to_explain
+
+    inputs = read_inputs(args.images, args.dataset)
+    explainers = [Explainer.load(run) for run in runs_to_explain(args.dataset, run_ids=args.runs)]
+    results = explain(explainers, inputs, args.method)
+    if args.json:
+        print(json.dumps([{"image": str(p), "method": args.method, "explanations": [x.to_dict() for x in row]}
+                          for p, row in zip(args.images, results)]))
+        return 0
+    for path, row in zip(args.images, results):
+        print(f"{path} ({METHODS[args.method]}: the brighter, the more the model looks there)")
+        for x in row:
+            print(f"  {x.prediction.model:<16} {x.prediction.class_name:<12} {x.prediction.probability:.1%}")
+            print("\n".join(f"    {line}" for line in _shades(x.heatmap)))
+    return 0
+
+
+_SHADES = " .:-=+*#%@"
+
+
+def _shades(heatmap) -> list[str]:
+    """A map as text, one character per two pixels across and per two down (the terminal's cells are tall)."""
+    small = heatmap[::2, ::2]
+    return ["".join(_SHADES[min(int(v * len(_SHADES)), len(_SHADES) - 1)] for v in row) for row in small]
+
+
+def cmd_datasets(args) -> int:
+    from .overview import overview, write_sample
+
+    if args.write_sample:
+        path = write_sample(args.data_dir or datamod.default_data_dir(), args.write_sample)
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    rows = []
+    for dataset in DATASETS:
+        view = overview(dataset, args.data_dir)
+        rows.append({"dataset": dataset, "full": view.full, "copy": view.copy, "where": view.where,
+                     "hint": view.hint, "classes": view.classes, "counts": view.counts})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        counts = ", ".join(f"{split} {sum(n):,}" for split, n in r["counts"].items())
+        print(f"{r['dataset']}: {r['where']} ({counts})" + (f"\n  {r['hint']}" if r["hint"] else ""))
     return 0
 
 
@@ -297,4 +369,4 @@ class _ProgressBar:
 
 
 COMMANDS = {"models": cmd_models, "train": cmd_train, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
-            "zoo": cmd_zoo}
+            "explain": cmd_explain, "datasets": cmd_datasets, "zoo": cmd_zoo}

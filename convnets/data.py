@@ -308,7 +308,8 @@ def _decode(source: Source, split: str) -> Split:
     return decode_images(encoded_images(source, split))
 
 
-def _download(dataset: str, root: Path) -> None:
+def where_to_put(dataset: str, root: Path) -> str:
+    """The files a data folder needs for `dataset`, in words: for messages that tell a user where the data goes."""
     expected = (
         [root / "MNIST" / "raw" / f for f in MNIST_MD5]
         if dataset == "mnist"
@@ -316,9 +317,13 @@ def _download(dataset: str, root: Path) -> None:
     )
     tree = f"{root / JPEG_DIR}/{{train,test}}/<class>/"
     alternatives = "" if dataset == "mnist" else f" (or the JPEG ImageFolder copy {tree})"
-    missing = f"{dataset} is not in {root}: expected {', '.join(p.name for p in expected)} in {expected[0].parent}"
+    return f"expected {', '.join(p.name for p in expected)} in {expected[0].parent}{alternatives}"
+
+
+def _download(dataset: str, root: Path) -> None:
+    missing = f"{dataset} is not in {root}: {where_to_put(dataset, root)}"
     if os.environ.get("CONVNETS_OFFLINE"):
-        raise ConvnetsError(f"{missing}{alternatives}; downloads are off (CONVNETS_OFFLINE)")
+        raise ConvnetsError(f"{missing}; downloads are off (CONVNETS_OFFLINE)")
     import torchvision.datasets as tvd  # only a download needs torchvision; importing it costs seconds
 
     previous = socket.getdefaulttimeout()
@@ -328,7 +333,7 @@ def _download(dataset: str, root: Path) -> None:
         for train in (True, False):
             cls(str(root), train=train, download=True)
     except Exception as e:
-        raise ConvnetsError(f"{missing}{alternatives}, and downloading failed ({type(e).__name__}: {e})") from None
+        raise ConvnetsError(f"{missing}, and downloading failed ({type(e).__name__}: {e})") from None
     finally:
         socket.setdefaulttimeout(previous)
 
