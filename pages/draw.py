@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from convnets.predict import Prediction, predict, prepare_drawing
-from dashboard import common
+from dashboard import common, explaining
 
 CANVAS_SIDE = 280  # ten canvas pixels per MNIST pixel
 INPUT_SCALE = 4
@@ -40,16 +40,17 @@ def drawing_board() -> None:
 
     pixels = canvas.image_data
     drawing = prepare_drawing(pixels) if pixels is not None else None
+    explaining.hand_over_drawing(pixels)
     with seen:
         if drawing is None or drawing.image is None:
-            reason = drawing.reason if drawing is not None else "nothing drawn yet"
-            st.info(f"Draw one digit, large, with the mouse or a finger: every MNIST model reads it as you draw "
-                    f"({reason}).", icon=":material/draw:")
+            common.draw_a_digit(drawing.reason if drawing is not None else explaining.NOTHING_YET)
             return
         predictions = predict([drawing.image], "mnist")[0]
         image_column, verdict = st.columns([1, 3], vertical_alignment="center")
         image_column.image(common.enlarged(drawing.image, INPUT_SCALE), caption="The models' input (28×28)")
-        verdict.markdown(verdict_text(predictions))
+        with verdict:
+            st.markdown(verdict_text(predictions))
+            explaining.link_inside("drawing", "See where each model looks")
         common.prediction_cards(predictions)
 
 

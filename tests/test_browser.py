@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 READY = "[data-testid=stApp][data-test-script-state=notRunning]"
 PAGES = {"leaderboard": "Leaderboard", "curves": "Training curves", "errors": "Errors", "draw": "Draw a digit",
-         "photo": "Classify a photo", "train": "Train"}
+         "photo": "Classify a photo", "inside": "Inside the net", "train": "Train", "datasets": "Datasets"}
+HEAT_MAPS = ".st-key-heatmaps [data-testid=stImage] img"
 RUN_ID = re.compile(r"lenet5-cifar10-[0-9a-f]{10}")
 
 
@@ -128,13 +129,18 @@ def stroke(page, box: dict, points: list[tuple[float, float]]) -> float:
     return time.perf_counter()
 
 
-def test_drawing_a_digit_shows_every_mnist_models_prediction(page):
+def blank_canvas(page) -> dict:
+    """Open the Draw page and return its canvas's box, once the canvas is ready to be drawn on."""
     visit(page, "Draw a digit")
     canvas = page.locator("canvas").last  # the canvas lives in the component's shadow root, which locators pierce
     canvas.wait_for()
     page.wait_for_timeout(500)  # once mounted, the canvas reports its empty drawing, which reruns the page...
     page.wait_for_selector(READY)  # ...so let that rerun finish before drawing
-    box = canvas.bounding_box()
+    return canvas.bounding_box()
+
+
+def test_drawing_a_digit_shows_every_mnist_models_prediction(page):
+    box = blank_canvas(page)
     assert round(box["width"]) == 280 and round(box["height"]) == 280
 
     released = stroke(page, box, [(70, 60), (210, 60), (120, 240)])  # a 7
@@ -154,6 +160,25 @@ def test_drawing_a_digit_shows_every_mnist_models_prediction(page):
 
     page.get_by_role("button", name=re.compile("Clear")).click()
     page.wait_for_selector("text=nothing drawn yet")
+
+
+def test_inside_the_net_from_the_draw_page_shows_a_heat_map_for_every_mnist_model(page):
+    box = blank_canvas(page)
+    stroke(page, box, [(70, 60), (210, 60), (120, 240)])  # a 7
+    link = page.get_by_role("link", name=re.compile("See where each model looks"))
+    link.wait_for()
+    page.wait_for_selector(READY)
+    link.click()
+    page.locator("h1").filter(has_text="Inside the net").wait_for()
+    page.wait_for_selector(READY)
+    page.wait_for_function(f"document.querySelectorAll('{HEAT_MAPS}').length >= 2")
+    assert page.locator(HEAT_MAPS).count() == 2  # both MNIST models of the store, side by side
+    captions = page.locator(".st-key-heatmaps [data-testid=stImageCaption]").all_inner_texts()
+    assert sorted(c.split(":")[0] for c in captions) == ["lenet5", "ref_lenet_mnist"]
+    assert page.locator("[data-testid=stImageCaption]").first.inner_text().startswith("your drawing")
+    assert page.locator("[data-testid=stException]").count() == 0
+    page.wait_for_timeout(1000)  # the probability charts draw after the script ends
+    screenshot(page, "inside-drawing")
 
 
 def test_uploading_a_photo_shows_the_top_three_classes(page):
