@@ -10,7 +10,9 @@ from test_pages import _png, open_page, store, texts  # noqa: F401 - store is a 
 from ui_helpers import built_store  # noqa: F401 - a fixture, which store needs
 
 from convnets.data import CLASSES
+from convnets.explain import Explainer
 from convnets.store import ZOO_DIR, RunStore
+from dashboard import explaining
 from dashboard.explaining import DRAWING_KEY
 
 
@@ -70,6 +72,19 @@ def test_every_zoo_model_shows_where_it_looks_on_a_test_image(zoo):
     cifar = zoo.finished("cifar10")
     assert len(heat_maps(at)) == len(cifar) >= 5
     assert {caption.rsplit(" ", 1)[1] for caption in heat_maps(at)} <= set(CLASSES["cifar10"])
+
+
+def test_the_models_load_once_per_server_process_not_on_every_rerun(zoo, monkeypatch):
+    explaining._explainer.clear()
+    loads = []
+    load = Explainer.load
+    monkeypatch.setattr(Explainer, "load", classmethod(lambda cls, run: loads.append(run.run_id) or load(run)))
+    at = open_page("inside")
+    assert sorted(loads) == sorted(r.run_id for r in zoo.finished("mnist"))
+    at.segmented_control(key="inside_method").set_value("ig").run()
+    at.selectbox(key="inside_target_mnist").set_value(3).run()
+    open_page("inside")  # another session of the same server
+    assert len(loads) == len(zoo.finished("mnist"))
 
 
 def test_one_model_layer_by_layer(zoo):
