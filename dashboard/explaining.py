@@ -62,9 +62,9 @@ def link_inside(source: str, label: str, **params: str) -> None:
 
 
 def pick_subject() -> Subject:
-    """A choice among the inputs, opened on the one the link named (else the drawing, if any, else a test image)."""
+    """A choice among the inputs, opened on the one the link named (else the digit drawn, if any, else a test image)."""
     wanted = st.query_params.get(INPUT_PARAM)
-    default = wanted if wanted in SOURCES else "drawing" if st.session_state.get(DRAWING_KEY) is not None else "test"
+    default = wanted if wanted in SOURCES else "drawing" if _drawing().image is not None else "test"
     source = st.segmented_control("Input", list(SOURCES), format_func=SOURCES.get, default=default, required=True,
                                   key="inside_source")
     return _PICKERS[source]()

@@ -105,7 +105,8 @@ def test_one_model_layer_by_layer(zoo):
 
 
 def test_the_drawing_left_by_the_draw_page_is_looked_into(zoo):
-    at = open_page("inside", query={"input": "drawing"}, **{DRAWING_KEY: canvas(seven)})
+    at = open_page("inside", **{DRAWING_KEY: canvas(seven)})  # from the sidebar: the digit drawn comes first
+    assert at.segmented_control(key="inside_source").value == "drawing"
     assert at.image[0].captions[0].startswith("your drawing")
     maps = heat_maps(at)
     assert len(maps) == len(zoo.finished("mnist")) and all(": 7 (" in caption for caption in maps)
@@ -122,6 +123,8 @@ def test_an_empty_drawing_gets_the_draw_pages_answer_not_a_map(zoo):
     at.run()
     assert at.info[0].value.startswith("Draw one digit") and "(nothing drawn)" in at.info[0].value
     assert "heatmaps" not in [c.key for c in at.container]
+    assert open_page("inside", **{DRAWING_KEY: canvas(lambda pixels: None)}).segmented_control(
+        key="inside_source").value == "test"  # from the sidebar, an empty canvas gives way to a test image
 
 
 def test_the_photo_page_links_inside_the_net_with_its_photo(zoo):
