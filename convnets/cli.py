@@ -1,4 +1,4 @@
-"""``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, predict.
+"""``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, predict, explain.
 
 A contract other tools rely on: with ``--json`` the last line of stdout is one JSON document; bad input
 prints one ``error: ...`` line on stderr and exits with status 2.
@@ -73,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--include-chance", action="store_true",
                     help="also the runs that ended at chance level, which are left out by default")
     pr.add_argument("--json", action="store_true")
+
+    ex = sub.add_parser("explain", help="where every finished model looks in image files (Grad-CAM or integrated "
+                        "gradients)")
+    ex.add_argument("images", nargs="+", type=Path)
+    ex.add_argument("--dataset", required=True, choices=DATASETS)
+    ex.add_argument("--run", nargs="+", action="extend", dest="runs", default=[], metavar="RUN_ID",
+                    help="only these runs (default: every finished model of the dataset)")
+    ex.add_argument("--method", default="gradcam", help="gradcam (default) or ig, integrated gradients (checked by "
+                    "the explain module, so that listing models need not import Captum)")
+    ex.add_argument("--json", action="store_true")
+
+    ds = sub.add_parser("datasets", help="which copy of each dataset is in the data folder, and its class counts")
+    ds.add_argument("--write-sample", type=Path, metavar="FILE",
+                    help="write the repository's sample (10 test images per class of each dataset) from the data")
+    _common(ds, device=False, data=True)
+
     z = sub.add_parser("zoo", help="train (or reuse) the shipped zoo's entries and write its results table")
     z.add_argument("--only", nargs="+", metavar="NAME", help="model or model/dataset names")
     z.add_argument("--cpu-friendly", action="store_true", help="only the entries sized for a CPU (up to hours)")
@@ -321,6 +337,66 @@ def _print_errors(inputs: list[tuple]) -> None:
             print(f"error: {error}", file=sys.stderr)
 
 
+def _read_inputs(paths: list[Path], dataset: str) -> list:
+    """Every image file (a folder stands for its images) as a model input, or a ConvnetsError naming the first
+    that cannot be one: an explanation needs every input it was asked for."""
+    inputs = []
+    for path in paths:
+        image, error = _prepared(path, dataset)
+        if error is not None:
+            raise ConvnetsError(error)
+        inputs.append(image)
+    return inputs
+
+
+def cmd_explain(args) -> int:
+    from .explain import METHODS, Explainer, explain, runs_to_explain
+
+    paths = _image_paths(args.images)
+    inputs = _read_inputs(paths, args.dataset)
+    explainers = [Explainer.load(run) for run in runs_to_explain(args.dataset, run_ids=args.runs)]
+    results = explain(explainers, inputs, args.method)
+    if args.json:
+        print(json.dumps([{"image": str(p), "method": args.method, "explanations": [x.to_dict() for x in row]}
+                          for p, row in zip(paths, results)]))
+        return 0
+    for path, row in zip(paths, results):
+        print(f"{path} ({METHODS[args.method]}: the brighter, the more the model looks there)")
+        for x in row:
+            print(f"  {x.prediction.model:<16} {x.prediction.class_name:<12} {x.prediction.probability:.1%}")
+            print("\n".join(f"    {line}" for line in _shades(x.heatmap)))
+    return 0
+
+
+_SHADES = " .:-=+*#%@"
+
+
+def _shades(heatmap) -> list[str]:
+    """A map as text, one character per two pixels across and per two down (the terminal's cells are tall)."""
+    small = heatmap[::2, ::2]
+    return ["".join(_SHADES[min(int(v * len(_SHADES)), len(_SHADES) - 1)] for v in row) for row in small]
+
+
+def cmd_datasets(args) -> int:
+    from .overview import overview, write_sample
+
+    if args.write_sample:
+        path = write_sample(args.data_dir or datamod.default_data_dir(), args.write_sample)
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    rows = []
+    for dataset in DATASETS:
+        view = overview(dataset, args.data_dir)
+        rows.append({"dataset": dataset, "full": view.full, "copy": view.copy, "where": view.where,
+                     "hint": view.hint, "classes": view.classes, "counts": view.counts})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        counts = ", ".join(f"{split} {sum(n):,}" for split, n in r["counts"].items())
+        print(f"{r['dataset']}: {r['where']} ({counts})" + (f"\n  {r['hint']}" if r["hint"] else ""))
+    return 0
+
+
 def cmd_zoo(args) -> int:
     from . import zoo
 
@@ -355,4 +431,4 @@ class _ProgressBar:
 
 
 COMMANDS = {"models": cmd_models, "train": cmd_train, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
-            "zoo": cmd_zoo}
+            "explain": cmd_explain, "datasets": cmd_datasets, "zoo": cmd_zoo}

@@ -331,8 +331,8 @@ def _decode(source: Source, split: str) -> Split:
     return decode_images(encoded_images(source, split))
 
 
-def _missing(dataset: str, root: Path) -> str:
-    """What the data folder lacks: the files a download would bring, or for CIFAR-10 the JPEG copy's tree."""
+def where_to_put(dataset: str, root: Path) -> str:
+    """The files a data folder needs for `dataset`, in words: for messages that tell a user where the data goes."""
     expected = (
         [root / "MNIST" / "raw" / f for f in MNIST_MD5]
         if dataset == "mnist"
@@ -340,8 +340,12 @@ def _missing(dataset: str, root: Path) -> str:
     )
     tree = f"{root / JPEG_DIR}/{{train,test}}/<class>/"
     alternatives = "" if dataset == "mnist" else f" (or the JPEG ImageFolder copy {tree})"
-    names = ", ".join(p.name for p in expected)
-    return f"{dataset} is not in {root}: expected {names} in {expected[0].parent}{alternatives}"
+    return f"expected {', '.join(p.name for p in expected)} in {expected[0].parent}{alternatives}"
+
+
+def _missing(dataset: str, root: Path) -> str:
+    """What the data folder lacks: the files a download would bring, or for CIFAR-10 the JPEG copy's tree."""
+    return f"{dataset} is not in {root}: {where_to_put(dataset, root)}"
 
 
 def _download(dataset: str, root: Path) -> None:

@@ -205,3 +205,42 @@ def is_image_name(name: str) -> bool:
     """Whether a file name has the extension of a format uploads may be in (.png, .jpg, .jpeg, .webp, ...) and is
     not hidden (a camera card's "._IMG_0001.JPG" is the file's metadata, not an image)."""
     return not name.startswith(".") and Image.registered_extensions().get(Path(name).suffix.lower()) in UPLOAD_FORMATS
+
+
+def mosaic(tiles: np.ndarray, columns: int, scale: int = 1, gap: int = 1) -> np.ndarray:
+    """Small images (NxHxW grey or NxHxWx3, values 0..1) in rows of `columns`, each enlarged `scale` times with
+    `gap` white pixels between them, as one uint8 image: one picture for a page to send instead of hundreds."""
+    if len(tiles) == 0 or columns < 1:
+        raise ConvnetsError("a mosaic needs at least one image and one column")
+    tiles = np.clip(np.nan_to_num(tiles.astype(np.float32)), 0, 1)
+    if tiles.ndim == 3:
+        tiles = tiles[..., None]
+    n, h, w, c = tiles.shape
+    rows, columns = -(-n // columns), min(columns, n)
+    step_h, step_w = h * scale + gap, w * scale + gap
+    out = np.full((rows * step_h - gap, columns * step_w - gap, c), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        top, left = (i // columns) * step_h, (i % columns) * step_w
+        out[top : top + h * scale, left : left + w * scale] = to_display(np.rint(tile * 255).astype(np.uint8), scale)
+    return out[..., 0] if c == 1 else out
+
+
+# A heat colour scale (blue, cyan, yellow, red) for maps laid over an image: low is cool, high is hot.
+_HEAT_STOPS = np.array([[0, 0, 255], [0, 200, 255], [255, 230, 0], [255, 0, 0]], np.float32)
+
+
+def heat_colours(heat: np.ndarray) -> np.ndarray:
+    """HxW values in 0..1 as HxWx3 float RGB (0..255) on the heat colour scale."""
+    position = np.clip(heat, 0, 1) * (len(_HEAT_STOPS) - 1)
+    low = np.minimum(position.astype(int), len(_HEAT_STOPS) - 2)
+    frac = (position - low)[..., None]
+    return _HEAT_STOPS[low] * (1 - frac) + _HEAT_STOPS[low + 1] * frac
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, scale: int = 1) -> np.ndarray:
+    """The model's input in grey with a 0..1 map laid over it in colour, the more opaque the hotter: where the map
+    is 0 the input shows through, so one can see what the hot places are. HxWx3 uint8, enlarged `scale` times."""
+    grey = image.reshape(*image.shape[:2], -1).astype(np.float32).mean(axis=2, keepdims=True)
+    alpha = (0.15 + 0.6 * np.clip(heat, 0, 1))[..., None]
+    blended = (1 - alpha) * grey + alpha * heat_colours(heat)
+    return to_display(np.rint(blended).astype(np.uint8), scale)

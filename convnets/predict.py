@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -86,18 +86,24 @@ def predict(images: list[np.ndarray], dataset: str, store: RunStore | None = Non
     of the dataset, or of the runs named (see ``choose_runs``); a run that cannot answer is left out."""
     store = store or RunStore()
     runs = store.finished(dataset) if run_ids is None else [r for r in map(store.get, run_ids) if r is not None]
-    batch = torch.from_numpy(np.stack([_chw(im) for im in images])).float()
+    batch = as_batch(images)
     out: list[list[Prediction]] = [[] for _ in images]
-    with _threads(1 if len(images) <= 8 else torch.get_num_threads()):
+    with threads_for(len(images)):
         _predict_into(out, batch, dataset, runs)
     return out
 
 
+def as_batch(images: Sequence[np.ndarray]) -> torch.Tensor:
+    """HxW grey or HxWx3 uint8 images as one float NxCxHxW batch of 0..255 pixels, what a stored model takes."""
+    return torch.from_numpy(np.stack([_chw(im) for im in images])).float()
+
+
 @contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """A drawing is one tiny image: threading it costs more than it saves (140 ms vs 2 ms on a busy laptop)."""
+def threads_for(images: int) -> Iterator[None]:
+    """A drawing is one tiny image: threading it costs more than it saves (140 ms vs 2 ms on a busy laptop), so
+    up to 8 images run on one thread and only bigger batches get them all."""
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(1 if images <= 8 else before)
     try:
         yield
     finally:

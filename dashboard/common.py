@@ -38,7 +38,9 @@ PAGES: dict[str, PageSpec] = {
     "errors": PageSpec("errors.py", "Errors", ":material/grid_view:", "Results"),
     "draw": PageSpec("draw.py", "Draw a digit", ":material/draw:", "Try the models"),
     "photo": PageSpec("photo.py", "Classify a photo", ":material/photo_camera:", "Try the models"),
+    "inside": PageSpec("inside.py", "Inside the net", ":material/visibility:", "Try the models"),
     "train": PageSpec("train.py", "Train", ":material/model_training:", "Train"),
+    "datasets": PageSpec("datasets.py", "Datasets", ":material/dataset:", "Train"),
 }
 
 
@@ -47,11 +49,17 @@ def page_path(name: str) -> Path:
     return ROOT / "pages" / PAGES[name].file
 
 
-def link(name: str, label: str | None = None, run_id: str | None = None) -> None:
-    """A link to one of the pages, optionally opening it on one run."""
+def link(name: str, label: str | None = None, run_id: str | None = None, **params: str) -> None:
+    """A link to one of the pages, optionally opening it on one run and with other query parameters."""
     spec = PAGES[name]
-    st.page_link(page_path(name), label=label or spec.title, icon=spec.icon,
-                 query_params={RUN_PARAM: run_id} if run_id else None)
+    query = {RUN_PARAM: run_id} if run_id else {}
+    st.page_link(page_path(name), label=label or spec.title, icon=spec.icon, query_params={**query, **params} or None)
+
+
+def draw_a_digit(reason: str) -> None:
+    """What the Draw page, and Inside the net on the drawing, answer while there is no digit to read."""
+    st.info(f"Draw one digit, large, with the mouse or a finger: every MNIST model reads it as you draw ({reason}).",
+            icon=":material/draw:")
 
 
 def empty_state(message: str) -> None:

@@ -115,3 +115,14 @@ def probabilities(p: Prediction) -> go.Figure:
     fig.update_yaxes(tickformat=".0%", range=[0, 1], tickvals=[0, 0.5, 1])
     fig.update_xaxes(type="category", tickangle=0, dtick=1, tickfont={"size": 10})
     return _compact(fig, 150, top=12)
+
+
+def class_counts(counts: dict[str, list[int]], classes: list[str]) -> go.Figure:
+    """Images per class, one bar per split side by side."""
+    fig = go.Figure([go.Bar(x=classes, y=n, name=split, marker_color=colour,
+                            hovertemplate="%{x}: %{y:,}<extra></extra>")
+                     for (split, n), colour in zip(counts.items(), (ACCENT, MUTED))])
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(title_text="images")
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.12})
+    return _compact(fig, 300)

@@ -1,5 +1,10 @@
-"""Random CIFAR-10 test images for the photo page: from the local test split when the data is there, otherwise
-from the test images the finished runs stored (their most confident mistakes), so the button always has some."""
+"""Dataset images for the pages, read once per server process: random test images for the Photo page and Inside the
+net, and each dataset's overview for the Datasets page.
+
+A random test image comes from the local test split when the data is there, else from the test images the finished
+runs stored (their most confident mistakes), else from the small sample shipped with the code, so that the button
+always has one to give.
+"""
 
 from __future__ import annotations
 
@@ -8,36 +13,56 @@ import streamlit as st
 
 from convnets import data as datamod
 from convnets.errors import ConvnetsError
+from convnets.overview import Overview, overview, read_sample
 from convnets.store import RunStore
 
-SOURCE_HELP = ("A random image of the CIFAR-10 test split in the data folder; without the data there, one of the "
-               "test images the runs keep (their most confident mistakes)")
+SOURCE_HELP = ("A random image of the test split in the data folder; without the data there, one of the test images "
+               "the runs keep (their most confident mistakes) or of the sample shipped with the code")
 
 
-@st.cache_resource(show_spinner="Loading the CIFAR-10 test split…", max_entries=2)
-def _test_split(data_dir: str) -> datamod.Split | None:
+@st.cache_resource(show_spinner="Loading the test split…", max_entries=4)
+def _test_split(dataset: str, data_dir: str) -> datamod.Split | None:
     """The test split when it is on disk already; never a download (`load` would start one)."""
-    if datamod.find_source("cifar10", data_dir).kind == "download":
+    if datamod.find_source(dataset, data_dir).kind == "download":
         return None
     try:
-        return datamod.load("cifar10", data_dir).test
+        return datamod.load(dataset, data_dir).test
     except ConvnetsError:
         return None
 
 
-def random_cifar_image(data_dir: str, runs: list[dict]) -> tuple[np.ndarray, str] | None:
-    """A 32×32×3 test image and a caption naming its true class, or None when there is none to be had."""
+def random_test_image(dataset: str, data_dir: str, runs: list[dict]) -> tuple[np.ndarray, str] | None:
+    """A test image (28×28 grey or 32×32×3) and a caption naming its true class, or None when there is none."""
     rng = np.random.default_rng()
-    classes = datamod.CLASSES["cifar10"]
-    split = _test_split(data_dir)
+    classes = datamod.CLASSES[dataset]
+    split = _test_split(dataset, data_dir)
     if split is not None and len(split):
         i = int(rng.integers(len(split)))
-        image = split.images[i].permute(1, 2, 0).numpy()
-        return image, f"test image {i}, a {classes[int(split.labels[i])]}"
+        return _hwc(split.images[i]), f"test image {i}, a {classes[int(split.labels[i])]}"
     store = RunStore()
     stored = [(image, record) for summary in runs
               for image, record in zip(*store.require(summary["run_id"]).mistakes())]
-    if not stored:
+    if stored:
+        image, record = stored[int(rng.integers(len(stored)))]
+        return image, f"a stored test image, a {classes[record['true']]}"
+    try:
+        sample, _ = read_sample(dataset)
+    except ConvnetsError:
         return None
-    image, record = stored[int(rng.integers(len(stored)))]
-    return image, f"a stored test image, a {classes[record['true']]}"
+    i = int(rng.integers(len(sample)))
+    return _hwc(sample.images[i]), f"a test image of the shipped sample, a {classes[int(sample.labels[i])]}"
+
+
+def _hwc(image) -> np.ndarray:
+    return image.permute(1, 2, 0).numpy()
+
+
+@st.cache_resource(show_spinner="Reading the dataset…", max_entries=4)
+def _overview(dataset: str, data_dir: str, source: str) -> Overview:
+    return overview(dataset, data_dir)
+
+
+def dataset_overview(dataset: str, data_dir: str) -> Overview:
+    """The dataset's overview, computed once per data folder and read again when the data there changes form."""
+    source = datamod.find_source(dataset, data_dir)
+    return _overview(dataset, data_dir, f"{source.kind}:{source.path}")

@@ -1,6 +1,9 @@
-"""The leaderboard's tables, built from run summaries with pandas only (no Streamlit), so they are easy to test."""
+"""The dashboard's tables (the leaderboard's, a network's layers), built with pandas only (no Streamlit), so they
+are easy to test."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -9,6 +12,9 @@ from convnets.models import ModelSpec, get_model
 from convnets.reporting import COPY_LABELS, official_equivalent
 from convnets.schema import State
 from convnets.zoo import STUDY_SECONDS
+
+if TYPE_CHECKING:  # the leaderboard, which imports this module, has no use for Captum's import time
+    from convnets.explain import Layer
 
 OFFICIAL = "≈ official %"  # the column that puts every run in official-data terms
 AT_CHANCE = "At chance"  # no better than a guess (reporting.at_chance): kept in the table, out of the best cards
@@ -106,3 +112,9 @@ def unfinished(summaries: list[dict]) -> pd.DataFrame:
         "Error": s.get("error") or "",
     } for s in summaries if s["state"] != State.FINISHED]
     return pd.DataFrame(rows, columns=["Run", "State", "Epochs done", "Error"])
+
+
+def layer_table(layers: list[Layer]) -> pd.DataFrame:
+    """One row per stage of a network: what it is, what it outputs for one image, its weights and its FLOPs."""
+    return pd.DataFrame([{"Layer": layer.path, "Type": layer.kind, "Output": " × ".join(map(str, layer.shape)),
+                          "Params": layer.params, "FLOPs": layer.flops} for layer in layers])

@@ -5,7 +5,7 @@ from collections import Counter
 import streamlit as st
 
 from convnets.predict import Prediction, predict, prepare_drawing
-from dashboard import common
+from dashboard import common, explaining
 from dashboard.canvas import st_canvas
 
 CANVAS_SIDE = 336  # twelve canvas pixels per MNIST pixel: room for a finger, and still within a phone's width
@@ -52,11 +52,10 @@ def drawing_board() -> None:
 
     pixels = canvas.image_data
     drawing = prepare_drawing(pixels, on_black=True) if pixels is not None else None
+    explaining.hand_over_drawing(pixels)
     with seen:
         if drawing is None or drawing.image is None:
-            reason = drawing.reason if drawing is not None else "nothing drawn yet"
-            st.info(f"Draw one digit, large, with the mouse or a finger: every MNIST model reads it as you draw "
-                    f"({reason}).", icon=":material/draw:")
+            common.draw_a_digit(drawing.reason if drawing is not None else explaining.NOTHING_YET)
             return
         runs = common.answering_runs("mnist")
         predictions = predict([drawing.image], "mnist", run_ids=runs)[0]
@@ -66,7 +65,9 @@ def drawing_board() -> None:
             return
         image_column, verdict = st.columns([1, 3], vertical_alignment="center")
         image_column.image(common.enlarged(drawing.image, INPUT_SCALE), caption="The models' input (28×28)")
-        verdict.markdown(verdict_text(predictions))
+        with verdict:
+            st.markdown(verdict_text(predictions))
+            explaining.link_inside("drawing", "See where each model looks")
         common.prediction_cards(predictions)
 
 

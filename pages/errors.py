@@ -3,7 +3,7 @@
 import streamlit as st
 
 from convnets.store import RunStore
-from dashboard import common, figures
+from dashboard import common, explaining, figures
 
 GALLERY_SCALE = 4
 
@@ -42,3 +42,9 @@ else:
     captions = [f"{classes[r['true']]} → **{classes[r['predicted']]}** ({r['confidence']:.0%})" for r in records]
     st.image(shown, caption=captions, width=shown[0].shape[1])  # one size for all, whatever the caption
     st.caption("Each image: its true class → what the model said, with the model's confidence.")
+    pick, go = st.columns([2, 1], vertical_alignment="bottom")
+    number = pick.selectbox("Look inside the net on mistake", range(len(records)),
+                            format_func=lambda i: f"{i + 1}: {captions[i].replace('**', '')}")
+    with go:
+        explaining.link_inside("mistake", "Where each model looks",
+                               **{common.RUN_PARAM: run.run_id, explaining.MISTAKE_PARAM: str(number)})

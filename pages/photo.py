@@ -7,7 +7,7 @@ from convnets.data import CLASSES
 from convnets.errors import ConvnetsError
 from convnets.imaging import MAX_PIXELS
 from convnets.predict import predict, prepare_upload
-from dashboard import common, samples
+from dashboard import common, explaining, samples
 
 INPUT_SCALE = 8
 FORMATS = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
@@ -15,7 +15,8 @@ FORMATS = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 
 def choose_sample() -> None:
     """Replace the upload with a random CIFAR-10 image (the uploader is reset by giving it a new key)."""
-    st.session_state["photo_sample"] = samples.random_cifar_image(common.data_dir(), common.finished("cifar10"))
+    st.session_state["photo_sample"] = samples.random_test_image("cifar10", common.data_dir(),
+                                                                  common.finished("cifar10"))
     st.session_state["uploader_generation"] = st.session_state.get("uploader_generation", 0) + 1
 
 
@@ -57,8 +58,11 @@ if image is None:
     st.info("Upload a photo, or pick a random CIFAR-10 test image.", icon=":material/photo_camera:")
     st.stop()
 
+explaining.hand_over_photo(image, caption)
 image_column, cards = st.columns([1, 4], gap="medium")
-image_column.image(common.enlarged(image, INPUT_SCALE), caption=f"{caption} · what the models see (32×32)")
+with image_column:
+    st.image(common.enlarged(image, INPUT_SCALE), caption=f"{caption} · what the models see (32×32)")
+    explaining.link_inside("photo", "See where each model looks")
 with cards:
     predictions = predict([image], "cifar10", run_ids=common.answering_runs("cifar10"))[0]
     if predictions:

@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 READY = "[data-testid=stApp][data-test-script-state=notRunning]"
 PAGES = {"leaderboard": "Leaderboard", "curves": "Training curves", "errors": "Errors", "draw": "Draw a digit",
-         "photo": "Classify a photo", "train": "Train"}
+         "photo": "Classify a photo", "inside": "Inside the net", "train": "Train", "datasets": "Datasets"}
+HEAT_MAPS = ".st-key-heatmaps [data-testid=stImage] img"
 RUN_ID = re.compile(r"lenet5-cifar10-[0-9a-f]{10}")
 CANVAS_SIDE = 336  # pages/draw.py: large enough for a finger (it was 280)
 
@@ -232,6 +233,25 @@ def test_a_scribble_says_so_and_undo_takes_back_the_last_stroke(page):
     screenshot(page, "draw-undo")
     page.get_by_role("button", name=re.compile("Undo")).click()
     page.wait_for_selector("text=(nothing drawn)")
+
+
+def test_inside_the_net_from_the_draw_page_shows_a_heat_map_for_every_mnist_model(page):
+    box = open_canvas(page)
+    stroke(page, box, [(70, 60), (210, 60), (120, 240)])  # a 7
+    link = page.get_by_role("link", name=re.compile("See where each model looks"))
+    link.wait_for()
+    page.wait_for_selector(READY)
+    link.click()
+    page.locator("h1").filter(has_text="Inside the net").wait_for()
+    page.wait_for_selector(READY)
+    page.wait_for_function(f"document.querySelectorAll('{HEAT_MAPS}').length >= 2")
+    assert page.locator(HEAT_MAPS).count() == 2  # both MNIST models of the store, side by side
+    captions = page.locator(".st-key-heatmaps [data-testid=stImageCaption]").all_inner_texts()
+    assert sorted(c.split(":")[0] for c in captions) == ["lenet5", "ref_lenet_mnist"]
+    assert page.locator("[data-testid=stImageCaption]").first.inner_text().startswith("your drawing")
+    assert page.locator("[data-testid=stException]").count() == 0
+    page.wait_for_timeout(1000)  # the probability charts draw after the script ends
+    screenshot(page, "inside-drawing")
 
 
 def test_uploading_a_photo_shows_the_top_three_classes(page):

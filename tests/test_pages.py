@@ -26,14 +26,16 @@ from dashboard import figures
 from dashboard.tables import OFFICIAL
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-RESULT_PAGES = ["leaderboard", "curves", "errors", "draw", "photo"]
+RESULT_PAGES = ["leaderboard", "curves", "errors", "draw", "photo", "inside"]
 
 
-def open_page(name: str, **state) -> AppTest:
-    """The app opened on one page, with the given session state (the sidebar's choices among them)."""
+def open_page(name: str, query: dict[str, str] | None = None, **state) -> AppTest:
+    """The app opened on one page, with the given query parameters and session state (the sidebar's choices
+    among them)."""
     at = AppTest.from_file(str(APP), default_timeout=60)
     for key, value in state.items():
         at.session_state[key] = value
+    at.query_params.update(query or {})
     at.switch_page(f"../pages/{name}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at

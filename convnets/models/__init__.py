@@ -3,6 +3,11 @@
 Paper-faithful nets come first, then a modern fast-training net for comparison (`kind="modern"`, ResNet-9),
 then the reference Keras study's own nets (`kind="reference"`), which are smaller than the papers' and are
 kept beside them so that both sets of figures can be reproduced.
+
+Each spec names its Grad-CAM layer (`cam_layer`, a module path inside the network): the deepest convolutional
+maps that are still at least an eighth of the input's side, i.e. the last convolutional layer's output (after its
+activation, or the last residual block's) as Selvaraju et al. (2017) advise, except VGG-16, whose last block is
+2x2 on CIFAR-10 and would only say which quadrant a model looks at, so its 4x4 block (conv4_3) is used instead.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class ModelSpec:
     reference_accuracy: dict[str, float]  # dataset -> test accuracy the Keras study reports
     recipes: dict[str, Recipe]  # dataset -> default training recipe
     description: str
+    cam_layer: str  # the module (path within the network) whose maps Grad-CAM weighs (see above)
     builder: Callable[[Image], nn.Module] = field(repr=False)
 
     def build(self, dataset: str) -> nn.Module:
@@ -79,6 +85,7 @@ def _spec(
     builder: Callable[[Image], nn.Module],
     recipes: dict[str, Recipe],
     description: str,
+    cam_layer: str,
     paper: dict[str, float] | None = None,
     reference: dict[str, float] | None = None,
     citation: str | None = None,
@@ -88,7 +95,7 @@ def _spec(
     datasets = tuple(d for d in DATASETS if d in recipes)
     family = family_module.FAMILY
     return ModelSpec(
-        name, family, kind, datasets, citation, paper or {}, reference or {}, recipes, description, builder
+        name, family, kind, datasets, citation, paper or {}, reference or {}, recipes, description, cam_layer, builder
     )
 
 
@@ -97,47 +104,47 @@ _RESNETS = {20: (0.9125, 30), 32: (0.9249, 40), 44: (0.9283, 50), 56: (0.9303, 5
 # fmt: off
 _SPECS = (
     _spec("lenet5", lenet, "paper", lenet.lenet5, {"mnist": Recipe(epochs=5, augment="none"), **_cifar(30)},
-          "LeNet-5 (Fig. 2): tanh, average pooling, fully connected C3, linear output",
+          "LeNet-5 (Fig. 2): tanh, average pooling, fully connected C3, linear output", cam_layer="4",
           paper={"mnist": 0.9905}),
     _spec("vgg16", vgg, "paper", vgg.vgg16, _cifar(40),
           "VGG-16 (config D) with batch norm, one linear classifier; accuracy of common reproductions",
-          paper={"cifar10": 0.935}),
+          cam_layer="22", paper={"cifar10": 0.935}),
     _spec("allcnn", allcnn, "paper", allcnn.allcnn, _cifar(60, lr=0.05),
-          "All-CNN-C (Table 2): strided convs instead of pooling, no FC layer, no BN",
+          "All-CNN-C (Table 2): strided convs instead of pooling, no FC layer, no BN", cam_layer="19",
           paper={"cifar10": 0.9275}),
     *(_spec(f"resnet{depth}", resnet, "paper", partial(resnet.resnet, depth), _cifar(epochs),
-            f"ResNet-{depth} for CIFAR (Sec. 4.2), option-A shortcuts",
+            f"ResNet-{depth} for CIFAR (Sec. 4.2), option-A shortcuts", cam_layer=str(1 + (depth - 2) // 2),
             paper={"cifar10": acc})
       for depth, (acc, epochs) in _RESNETS.items()),
     _spec("wrn16_4", wideresnet, "paper", partial(wideresnet.wide_resnet, 16, 4), _cifar(40),
-          "WRN-16-4: pre-activation wide basic blocks, widths 64/128/256",
+          "WRN-16-4: pre-activation wide basic blocks, widths 64/128/256", cam_layer="8",
           paper={"cifar10": 0.950}),
     _spec("wrn28_10", wideresnet, "paper", partial(wideresnet.wide_resnet, 28, 10), _cifar(40),
-          "WRN-28-10: pre-activation wide basic blocks, widths 160/320/640",
+          "WRN-28-10: pre-activation wide basic blocks, widths 160/320/640", cam_layer="14",
           paper={"cifar10": 0.960}),
     _spec("resnet9", resnet9, "modern", resnet9.resnet9, {"cifar10": resnet9.RECIPE},
           "ResNet-9 (Page's DAWNBench net): conv64, 128 + residual, 256, 512 + residual, max pools, fc10 x 0.125",
-          paper={"cifar10": 0.94}, citation=resnet9.CITATION),
+          cam_layer="3", paper={"cifar10": 0.94}, citation=resnet9.CITATION),
     _spec("ref_lenet", lenet, "reference", lenet.ref_lenet, _study(5, 0.05, 0.0, normalize="unit"),
-          "The study's CIFAR 'LeNet-5': conv32 x2, conv64 x2, fc512, dropout",
+          "The study's CIFAR 'LeNet-5': conv32 x2, conv64 x2, fc512, dropout", cam_layer="9",
           reference={"cifar10": 0.798}),
     _spec("ref_vgg", vgg, "reference", vgg.ref_vgg, _study(50, 0.05, 2e-4),
-          "The study's VGG-like net: conv32/64/128 pairs, global pool, fc128, dropout",
+          "The study's VGG-like net: conv32/64/128 pairs, global pool, fc128, dropout", cam_layer="15",
           reference={"cifar10": 0.881}),
     _spec("ref_allcnn", allcnn, "reference", allcnn.ref_allcnn, _study(50, 0.1, 2e-4),
-          "The study's ALL-CNN: conv + strided conv at 64/128/256, global pool, fc10",
+          "The study's ALL-CNN: conv + strided conv at 64/128/256, global pool, fc10", cam_layer="13",
           reference={"cifar10": 0.903}),
     _spec("ref_resnet20", resnet, "reference", resnet.ref_resnet20, _study(50, 0.1, 2e-4),
-          "The study's ResNet-20: projection shortcuts (avgpool, 1x1 conv, BN)",
+          "The study's ResNet-20: projection shortcuts (avgpool, 1x1 conv, BN)", cam_layer="10",
           reference={"cifar10": 0.910}),
     _spec("ref_wrn14_2", wideresnet, "reference", wideresnet.ref_wrn14_2, _study(50, 0.1, 1e-3),
-          "The study's WRN-14-2: its ResNet unit at widths 32/64/128, dropout .3, BN after the add",
+          "The study's WRN-14-2: its ResNet unit at widths 32/64/128, dropout .3, BN after the add", cam_layer="8",
           reference={"cifar10": 0.922}),
     _spec("ref_vgg_mnist", vgg, "reference", vgg.ref_vgg_mnist, _study_mnist(batch_size=128),
-          "The study's MNIST VGG-like net: conv32 x2, conv64 x2, fc256, dropout",
+          "The study's MNIST VGG-like net: conv32 x2, conv64 x2, fc256, dropout", cam_layer="8",
           reference={"mnist": 0.99}),
     _spec("ref_lenet_mnist", lenet, "reference", lenet.ref_lenet_mnist, _study_mnist(batch_size=256),
-          "The study's TensorFlow LeNet-5 exercise: ReLU convs, max pooling, tanh FC layers",
+          "The study's TensorFlow LeNet-5 exercise: ReLU convs, max pooling, tanh FC layers", cam_layer="4",
           reference={"mnist": 0.986},
           citation="Géron 2017, Hands-On Machine Learning with Scikit-Learn and TensorFlow (CNN exercise)"),
 )

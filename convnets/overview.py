@@ -1,0 +1,125 @@
+"""What the models learn from, for the Datasets page and `python -m convnets datasets`: which copy of a dataset is in
+use, how many images each class has, examples and the mean image of every class.
+
+On a machine without the data, the small sample shipped in the repository (`sample/test-images.npz`: the first
+ten test images of every class of both datasets, written by `write_sample`) stands in, so that the page still
+shows what the images look like, and says where the full data goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import CLASSES, SHAPES, Split, default_data_dir, find_source, load, where_to_put
+from .errors import ConvnetsError
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "test-images.npz"
+SAMPLE_PER_CLASS = 10
+POOL_PER_CLASS = 500  # training images per class kept to draw examples from: plenty of new ones, 15 MB for CIFAR-10
+SPLITS = ("train", "test")
+COPIES = {"official": "the official files", "jpeg": "the CIFAR-10 JPEG copy at quality 75"}
+NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+
+
+@dataclass(frozen=True, eq=False)
+class Overview:
+    """One dataset as the page shows it: from the data folder (`full`), or else from the shipped sample."""
+
+    dataset: str
+    full: bool
+    copy: str  # official | jpeg
+    where: str  # where the images were read from, in words
+    hint: str  # for the sample: where the full data goes, or why the folder's could not be read
+    counts: dict[str, list[int]]  # split -> images per class
+    means: np.ndarray  # classes x H x W x C float32 (0..255): each class's mean image, over train (or the sample)
+    pool: Split  # the images examples are drawn from
+
+    @property
+    def classes(self) -> list[str]:
+        return CLASSES[self.dataset]
+
+    def examples(self, per_class: int, seed: int = 0) -> np.ndarray:
+        """`per_class` random images of every class (classes x per_class x H x W x C uint8); a class with fewer
+        images repeats some. A new seed gives new ones."""
+        rng = np.random.default_rng(seed)
+        labels = self.pool.labels.numpy()
+        picks = [rng.choice(np.flatnonzero(labels == c), per_class, replace=(labels == c).sum() < per_class)
+                 for c in range(len(self.classes))]
+        return self.pool.images[np.stack(picks)].permute(0, 1, 3, 4, 2).numpy()
+
+
+def overview(dataset: str, data_dir: Path | str | None = None) -> Overview:
+    """The dataset in the data folder; the shipped sample when it is not there (never a download) or unreadable."""
+    root = Path(data_dir) if data_dir else default_data_dir()
+    source = find_source(dataset, root)
+    if source.kind == "download":
+        return _sample_overview(dataset, f"{NAMES[dataset]} is not in {root}: {where_to_put(dataset, root)}.")
+    try:
+        data = load(dataset, root)
+    except ConvnetsError as e:
+        return _sample_overview(dataset, f"{NAMES[dataset]} in {root} could not be read: {e}.")
+    counts = {split: _counts(getattr(data, split).labels) for split in SPLITS}
+    where = f"{COPIES[data.copy]} in {source.path}"
+    return Overview(dataset, True, data.copy, where, "", counts, _means(data.train, dataset), _pool(data.train))
+
+
+def _sample_overview(dataset: str, hint: str) -> Overview:
+    sample, copy = read_sample(dataset)
+    where = f"the {SAMPLE_PER_CLASS} test images per class shipped with the code (from {COPIES[copy]})"
+    return Overview(dataset, False, copy, where, hint, {"test": _counts(sample.labels)}, _means(sample, dataset),
+                    sample)
+
+
+def _pool(split: Split) -> Split:
+    """Up to POOL_PER_CLASS random images of every class, the same ones on every call."""
+    rng = torch.Generator().manual_seed(0)
+    keep = []
+    for c in range(int(split.labels.max()) + 1):
+        members = torch.nonzero(split.labels == c)[:, 0]
+        keep.append(members[torch.randperm(len(members), generator=rng)[:POOL_PER_CLASS]])
+    chosen = torch.cat(keep)
+    return Split(split.images[chosen], split.labels[chosen])
+
+
+def _counts(labels: torch.Tensor) -> list[int]:
+    return torch.bincount(labels, minlength=10).tolist()
+
+
+def _means(split: Split, dataset: str) -> np.ndarray:
+    channels, side, _ = SHAPES[dataset]
+    means = np.zeros((len(CLASSES[dataset]), side, side, channels), np.float32)
+    for c in range(len(means)):
+        members = split.images[split.labels == c]
+        if len(members):  # a class by class sum: a whole CIFAR-10 split in float would take 600 MB
+            means[c] = members.double().mean(0).permute(1, 2, 0).float().numpy()
+    return means
+
+
+def read_sample(dataset: str, path: Path = SAMPLE) -> tuple[Split, str]:
+    """The shipped sample's test images of `dataset` and the copy they come from."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            images, labels, copy = z[f"{dataset}_images"], z[f"{dataset}_labels"], str(z[f"{dataset}_copy"])
+    except (OSError, KeyError, ValueError) as e:
+        raise ConvnetsError(f"the shipped sample {path} is missing or damaged ({e})") from None
+    return Split(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))), copy
+
+
+def write_sample(data_dir: Path | str, path: Path = SAMPLE, per_class: int = SAMPLE_PER_CLASS) -> Path:
+    """Write the sample from the data folder's test splits: the first `per_class` test images of every class of
+    both datasets, and which copy each comes from."""
+    arrays: dict[str, np.ndarray] = {}
+    for dataset in CLASSES:
+        data = load(dataset, data_dir)
+        labels = data.test.labels
+        keep = torch.cat([torch.nonzero(labels == c)[:per_class, 0] for c in range(len(CLASSES[dataset]))])
+        arrays[f"{dataset}_images"] = data.test.images[keep].numpy()
+        arrays[f"{dataset}_labels"] = labels[keep].numpy().astype(np.uint8)
+        arrays[f"{dataset}_copy"] = np.array(data.copy)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path
