@@ -363,7 +363,7 @@ def cmd_explain(args) -> int:
     for path, row in zip(paths, results):
         print(f"{path} ({METHODS[args.method]}: the brighter, the more the model looks there)")
         for x in row:
-            print(f"  {x.prediction.model:<16} {x.prediction.class_name:<12} {x.prediction.probability:.1%}")
+            print(f"  {x.prediction.name:<36} {x.prediction.class_name:<12} {x.prediction.probability:.1%}")
             print("\n".join(f"    {line}" for line in _shades(x.heatmap)))
     return 0
 

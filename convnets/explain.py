@@ -21,7 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import CLASSES, SHAPES
 from .errors import ConvnetsError
 from .models import get_model
-from .predict import Prediction, as_batch, threads_for
+from .predict import Prediction, as_batch, choose_runs, threads_for
+from .reporting import run_name
 from .store import Run, RunStore
 
 METHODS = {"gradcam": "Grad-CAM", "ig": "Integrated gradients"}
@@ -43,12 +44,14 @@ class Explainer:
     net: nn.Sequential
     cam_layer: str  # path of the Grad-CAM layer inside net[1]
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    name: str = ""  # tells runs of one model apart (reporting.run_name); the model's name where not given
 
     @classmethod
     def load(cls, run: Run) -> Explainer:
         config = run.config
         net = run.load_model("cpu").requires_grad_(False)  # gradients flow to activations and inputs, not weights
-        return cls(run.run_id, config.model, config.dataset, net, get_model(config.model).cam_layer)
+        name = run_name(config.model, config.recipe.epochs, run.run_id, run.readonly)
+        return cls(run.run_id, config.model, config.dataset, net, get_model(config.model).cam_layer, name=name)
 
     def layer(self, path: str) -> nn.Module:
         """The module at `path` inside the network (net[1], after the input normalisation)."""
@@ -59,10 +62,12 @@ class Explainer:
 
 
 def runs_to_explain(dataset: str, store: RunStore | None = None, run_ids: Sequence[str] = ()) -> list[Run]:
-    """The runs named (each a finished run of `dataset`), or else every finished run of `dataset`."""
+    """The runs named (each a finished run of `dataset`), or else every finished run of `dataset` but those at
+    chance level, which learned nothing to look at (as `predict` leaves them out)."""
     store = store or RunStore()
     if not run_ids:
-        runs = store.finished(dataset)
+        summaries = [r.summary() for r in store.finished(dataset)]
+        runs = [store.require(run_id) for run_id in choose_runs(summaries)]
         if not runs:
             raise ConvnetsError(f"no finished {dataset} model in the store; train one first "
                                 f"(python -m convnets train --model ... --dataset {dataset})")
@@ -115,7 +120,8 @@ def explain(explainers: Sequence[Explainer], images: Sequence[np.ndarray], metho
                 targets = probabilities.argmax(1) if target is None else torch.full((len(images),), target)
                 maps = _ATTRIBUTIONS[method](explainer, batch, targets)
             for i, (p, t) in enumerate(zip(probabilities.tolist(), targets.tolist())):
-                prediction = Prediction(explainer.run_id, explainer.model, p, CLASSES[dataset])
+                prediction = Prediction(explainer.run_id, explainer.model, explainer.name or explainer.model, p,
+                                        CLASSES[dataset])
                 out[i].append(Explanation(prediction, t, method, maps[i]))
     return out
 

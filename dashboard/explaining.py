@@ -137,10 +137,11 @@ def _explainer(path: str, readonly: bool, weights_changed: int) -> Explainer:
 
 
 def explainers(dataset: str) -> list[Explainer]:
-    """Every finished model of the dataset, each loaded once per server process (again only if its weights change);
-    a run whose weights do not load is left out, as on the Draw page."""
+    """The runs that answer on the Draw and Photo pages (each model's best, with the same toggles), each loaded once
+    per server process (again only if its weights change); a run whose weights do not load is left out."""
     out = []
-    for run in RunStore().finished(dataset):
+    store = RunStore()
+    for run in filter(None, map(store.get, common.answering_runs(dataset))):
         try:
             out.append(_explainer(str(run.path), run.readonly, (run.path / "model.safetensors").stat().st_mtime_ns))
         except (ConvnetsError, OSError):

@@ -35,7 +35,7 @@ def layer_by_layer(models: list[Explainer], image: np.ndarray) -> None:
     reruns this part alone, not every model's heat map."""
     st.subheader("Layer by layer")
     by_id = {m.run_id: m for m in models}
-    run_id = st.selectbox("Model", list(by_id), format_func=lambda i: f"{by_id[i].model} · {i}", key="inside_model")
+    run_id = st.selectbox("Model", list(by_id), format_func=lambda i: by_id[i].name, key="inside_model")
     model = by_id[run_id]
     stages = layers(model, image)
     table, pictures = st.columns([2, 3], gap="large")
@@ -96,7 +96,7 @@ with st.container(key="heatmaps"):
         for column, x in zip(st.columns(PER_ROW), explained[start : start + PER_ROW]):
             p = x.prediction
             column.image(heat_overlay(subject.image, x.heatmap, HEAT_SCALE),
-                         caption=f"{p.model}: {p.class_name} ({p.probability:.0%}) · evidence for {x.target_name}")
+                         caption=f"{p.name}: {p.class_name} ({p.probability:.0%}) · evidence for {x.target_name}")
 
 st.subheader("Every model's answer")  # as the Draw page shows digits, and the Photo page photos
 common.prediction_cards([x.prediction for x in explained], top=None if subject.dataset == "mnist" else 3)

@@ -57,7 +57,7 @@ def test_every_zoo_model_shows_where_it_looks_on_a_test_image(zoo):
     at = open_page("inside")
     mnist = sorted(r.config.model for r in zoo.finished("mnist"))
     maps = heat_maps(at)
-    assert sorted(caption.split(":")[0] for caption in maps) == mnist and len(mnist) >= 3
+    assert sorted(caption.split(" · ")[0] for caption in maps) == mnist and len(mnist) >= 3
     answers = [m.value for m in at.metric]  # every model's answer, as on the Draw page
     assert [caption.split(": ")[1].split(" (")[0] for caption in maps] == answers
     assert all(caption.endswith(f"evidence for {answer}") for caption, answer in zip(maps, answers))
@@ -146,7 +146,7 @@ def test_the_errors_gallery_links_inside_the_net_with_a_mistake(store):  # noqa:
     classes, record = CLASSES["cifar10"], records[2]
     said = f"a {classes[record['true']]}, taken for a {classes[record['predicted']]} ({record['confidence']:.0%})"
     assert at.image[0].captions[0].startswith(f"mistake 3 of lenet5: {said}")
-    assert heat_maps(at) and all(caption.startswith("lenet5:") for caption in heat_maps(at))
+    assert heat_maps(at) and all(caption.startswith("lenet5 · ") for caption in heat_maps(at))
 
 
 # --- Datasets -------------------------------------------------------------------------------------------------
