@@ -39,6 +39,9 @@ def test_build_ships_compact_runs_and_a_results_table(tiny_zoo, data_dir, capsys
     evaluation = json.loads((tiny_zoo / "runs" / shipped["run_id"] / "evaluation.json").read_text())
     moved = abs(evaluation["test_accuracy"] - evaluation["trained_weights_test_accuracy"])
     assert evaluation["weights"] == shipped["weights"] and (moved <= zoo.SHIP_TOLERANCE or shipped["weights"] == "fp32")
+    shipped_run = RunStore(zoo=tiny_zoo).get(shipped["run_id"])  # the shipped weights' answers and robustness too
+    assert shipped_run.predictions().accuracy == pytest.approx(evaluation["test_accuracy"])
+    assert shipped_run.robustness()["clean_accuracy"] == pytest.approx(evaluation["test_accuracy"])
     assert shipped["target"] is None and missing["target"] == pytest.approx(0.798 - 0.033)
     table = (tiny_zoo / "results.md").read_text()
     assert "CIFAR-10 JPEG copy" in table and "| ref_lenet | cifar10 | – |" in table and "not trained yet" in table
