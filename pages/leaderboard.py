@@ -37,6 +37,10 @@ else:
         "Reference %": st.column_config.NumberColumn(format="%.2f", help="The reference Keras notebooks"),
         "Δ paper": st.column_config.NumberColumn(format="%+.2f", help="≈ official minus paper, in points"),
         "Δ reference": st.column_config.NumberColumn(format="%+.2f", help="≈ official minus reference, in points"),
+        tables.ECE: st.column_config.NumberColumn(format="%.2f", help="Expected calibration error (15 bins): how far "
+                                                  "confidence is from accuracy, on average; 0 is honest"),
+        tables.CORRUPTED: st.column_config.NumberColumn(format="%.2f", help="Test accuracy under the corruptions, "
+                                                        "mean over corruptions and severities (Robustness page)"),
         "Best %": st.column_config.NumberColumn(format="%.2f", help="Best test accuracy over the epochs"),
         "Train s": st.column_config.NumberColumn(format="%.1f"),
         "img/s": st.column_config.NumberColumn(format="%,.0f"),
@@ -51,6 +55,24 @@ else:
     by_size, by_time = st.tabs(["Accuracy vs parameters", "Accuracy vs training time"])
     by_size.plotly_chart(figures.accuracy_scatter(board, "Params", True, "parameters (log scale)"))
     by_time.plotly_chart(figures.accuracy_scatter(board, "Train s", False, "training time (s)"))
+
+    st.subheader("Seeds")
+    groups = tables.seed_groups(rows)
+    if groups.empty:
+        st.caption("No recipe has finished with more than one seed yet. The Train page queues several seeds of a "
+                   "recipe: how much a result moves with the seed tells whether a difference between models is real.")
+    else:
+        st.caption("Runs identical but for their seed, as one row: the mean test accuracy, its standard deviation "
+                   "over the seeds (± std) and the number of seeds (n).")
+        st.dataframe(groups, hide_index=True, placeholder="–", column_config={
+            "Test acc. %": st.column_config.NumberColumn(format="%.2f", help="Mean over the seeds"),
+            "± std": st.column_config.NumberColumn(format="%.2f", help="Sample standard deviation over the seeds, in "
+                                                   "points"),
+            tables.ECE: st.column_config.NumberColumn(format="%.2f", help="Mean over the seeds"),
+            tables.CORRUPTED: st.column_config.NumberColumn(format="%.2f", help="Mean over the seeds"),
+            "LR": st.column_config.NumberColumn(format="%g"),
+            "Weight decay": st.column_config.NumberColumn(format="%g"),
+        })
 
 if not stragglers.empty:
     st.subheader("Not finished")
