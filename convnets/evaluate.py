@@ -11,18 +11,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Dataset, Split, batches
-from .device import describe_device
+from .device import describe_device, native_bf16
 from .schema import Evaluation, Predictions
 
 MISTAKES_KEPT = 32
 
 
 @torch.inference_mode()
-def predict_probs(model: nn.Module, split: Split, device: torch.device, batch_size: int = 1000) -> torch.Tensor:
-    """Softmax probabilities for a whole split (N×10, float32, on the device)."""
+def predict_probs(model: nn.Module, split: Split, device: torch.device, batch_size: int = 1000,
+                  cpu_bf16: bool = False) -> torch.Tensor:
+    """Softmax probabilities for a whole split (N×10, float32, on the device), computed in bf16 on CUDA and, with
+    ``cpu_bf16``, on a CPU that has it natively (for figures that a few images' rounding cannot move: robustness)."""
     was_training = model.training
     model.eval()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if _bf16(device, cpu_bf16) else nullcontext()
     out = []
     with autocast:
         for x, _ in batches(split, batch_size):
@@ -65,9 +67,13 @@ def per_image(probs: torch.Tensor, labels: torch.Tensor, device: torch.device) -
                        labels.numpy().astype(np.uint8), inference_source(device))
 
 
-def inference_source(device: torch.device) -> str:
-    """Where and in which precision predict_probs computes (bf16 autocast on CUDA): recorded with what it made."""
-    return f"{describe_device(device)}, {'bf16' if device.type == 'cuda' else 'fp32'}"
+def inference_source(device: torch.device, cpu_bf16: bool = False) -> str:
+    """Where and in which precision predict_probs computes: recorded with what it made."""
+    return f"{describe_device(device)}, {'bf16' if _bf16(device, cpu_bf16) else 'fp32'}"
+
+
+def _bf16(device: torch.device, cpu_bf16: bool) -> bool:
+    return device.type == "cuda" or (cpu_bf16 and device.type == "cpu" and native_bf16())
 
 
 def report_from_probs(probs: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict:

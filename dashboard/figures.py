@@ -131,7 +131,7 @@ def reliability(calibrations: Sequence[tuple[str, dict]], height: int = 440) -> 
     fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="confidence (the top class's probability)", row=2,
                      col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text="accuracy", row=1, col=1)
-    fig.update_yaxes(type="log", title_text="images", row=2, col=1)
+    fig.update_yaxes(type="log", dtick=1, title_text="images", row=2, col=1)  # a tick per power of ten
     fig.update_layout(legend={"orientation": "h", "y": 1.12}, bargap=0)
     return _compact(fig, height, top=40)
 

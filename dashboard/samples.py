@@ -18,24 +18,23 @@ SOURCE_HELP = ("A random image of the CIFAR-10 test split in the data folder; wi
 
 
 @st.cache_resource(show_spinner="Loading the test split…", max_entries=4)
-def test_split(dataset: str, data_dir: str) -> tuple[datamod.Split, str] | None:
-    """The test split and its copy (official, jpeg) when it is on disk already; never a download (`load` would
-    start one)."""
+def test_split(dataset: str, data_dir: str) -> tuple[datamod.Split, str] | str:
+    """The test split and its copy (official, jpeg) when it is on disk already (never a download, which `load`
+    would start), else why not."""
     if datamod.find_source(dataset, data_dir).kind == "download":
-        return None
+        return f"The {dataset} test images are not in the data folder {data_dir} (set it in the sidebar)."
     try:
         data = datamod.load(dataset, data_dir)
-    except ConvnetsError:
-        return None
+    except ConvnetsError as e:
+        return f"The {dataset} test images in {data_dir} cannot be read: {e}."
     return data.test, data.copy
 
 
 def test_images(dataset: str, copy: str, predictions: Predictions, data_dir: str) -> tuple[np.ndarray | None, str]:
     """The test images the predictions were made on (N×C×H×W uint8), or None and why they cannot be shown."""
     found = test_split(dataset, data_dir)
-    if found is None:
-        return None, (f"The {dataset} test images ({COPY_LABELS[copy]}) are not in the data folder {data_dir} (set it "
-                      "in the sidebar).")
+    if isinstance(found, str):
+        return None, found
     split, found_copy = found
     if found_copy != copy:
         return None, (f"The data folder holds the {COPY_LABELS[found_copy]} of {dataset}, but these runs were "
@@ -50,7 +49,7 @@ def random_cifar_image(data_dir: str, runs: list[dict]) -> tuple[np.ndarray, str
     rng = np.random.default_rng()
     classes = datamod.CLASSES["cifar10"]
     found = test_split("cifar10", data_dir)
-    if found is not None and len(found[0]):
+    if not isinstance(found, str) and len(found[0]):
         split = found[0]
         i = int(rng.integers(len(split)))
         image = split.images[i].permute(1, 2, 0).numpy()

@@ -13,6 +13,7 @@ from convnets.schema import Predictions
 from dashboard import common, figures, samples, tables
 
 SHOWN = 30  # images per gallery
+SCALE = 5  # wide enough for two answers under a digit
 
 
 def answer(p: Predictions, i: int, classes: list[str]) -> str:
@@ -27,7 +28,7 @@ def images_or_table(images: np.ndarray | None, indices: np.ndarray, captions: li
     if images is None:
         st.dataframe({"test image": indices[:SHOWN], "answers": captions[:SHOWN]}, hide_index=True, key=key)
         return
-    common.gallery([images[i].transpose(1, 2, 0) for i in indices[:SHOWN]], captions[:SHOWN])
+    common.gallery([images[i].transpose(1, 2, 0) for i in indices[:SHOWN]], captions[:SHOWN], SCALE)
     if len(indices) > SHOWN:
         st.caption(f"The first {SHOWN} of {len(indices):,}.")
 
@@ -48,17 +49,17 @@ if not pairs:
 
 wanted = st.query_params.get(common.RUN_PARAM)
 if len(pairs) > 1:
-    first = next((d for d, runs in pairs.items() if wanted in {r["run_id"] for r in runs}), next(iter(pairs)))
-    dataset = st.segmented_control("Dataset", list(pairs), format_func=common.DATASET_LABELS.get, default=first,
+    preferred = next((d for d, runs in pairs.items() if wanted in {r["run_id"] for r in runs}), next(iter(pairs)))
+    dataset = st.segmented_control("Dataset", list(pairs), format_func=common.DATASET_LABELS.get, default=preferred,
                                    required=True, key="compare_dataset")
 else:
     dataset = next(iter(pairs))
 by_id = {r["run_id"]: r for r in pairs[dataset]}
 ids = list(by_id)
 left, right = st.columns(2)
-first = ids.index(wanted) if wanted in ids else 0
-a = left.selectbox("Run A", ids, index=first, format_func=lambda i: common.run_label(by_id[i]), key="compare_a")
-b = right.selectbox("Run B", ids, index=1 if first == 0 else 0, format_func=lambda i: common.run_label(by_id[i]),
+start = ids.index(wanted) if wanted in ids else 0  # a link from another page opens on its run as A
+a = left.selectbox("Run A", ids, index=start, format_func=lambda i: common.run_label(by_id[i]), key="compare_a")
+b = right.selectbox("Run B", ids, index=1 if start == 0 else 0, format_func=lambda i: common.run_label(by_id[i]),
                     key="compare_b")
 if a == b:
     st.info("Pick two different runs.", icon=":material/info:")
@@ -137,4 +138,5 @@ st.subheader("Calibration")
 calibrations = [(label, reliability(p.confidence, p.correct)) for label, p in ((name_a, pa), (name_b, pb))]
 st.plotly_chart(figures.reliability(calibrations))
 st.caption("Accuracy against confidence over 15 equal-width bins: on the diagonal a run is right exactly as often as "
-           "it says; below it, over-confident. ECE: the gap averaged over the images. Below: images per bin.")
+           "it says; below it, over-confident; above it, under-confident. ECE: the gap averaged over the images. "
+           "Below: images per bin.")

@@ -72,5 +72,5 @@ if predictions is not None:
     st.metric("Expected calibration error", common.pct(calibration["ece"]), help="15 equal-width confidence bins: the "
               "gap between confidence and accuracy, averaged over the test images")
     st.plotly_chart(figures.reliability([(summary["model"], calibration)]))
-    st.caption("On the diagonal a model is right exactly as often as it is sure; below it, over-confident. "
-               "Below: test images per confidence bin.")
+    st.caption("On the diagonal a model is right exactly as often as it is sure; below it, over-confident; above "
+               "it, under-confident. Below: test images per confidence bin.")

@@ -87,7 +87,7 @@ def test_a_trained_run_keeps_its_robustness_and_its_accuracy_falls_with_the_seve
     test = datamod.load("mnist", data_dir).test
     again = measure(run.load_model(), test, "mnist", torch.device("cpu")).to_dict()
     assert again["accuracy"] == stored["accuracy"] and again["clean_accuracy"] == stored["clean_accuracy"]
-    probs = predict_probs(run.load_model(), subset(test), torch.device("cpu"))
+    probs = predict_probs(run.load_model(), subset(test), torch.device("cpu"), cpu_bf16=True)
     assert again["clean_accuracy"] == pytest.approx((probs.argmax(1) == subset(test).labels).float().mean().item())
 
     code = main(["robustness", run.run_id, "--json"])
