@@ -8,29 +8,31 @@ from convnets.calibration import reliability
 from convnets.compare import cell, compare, only_right
 from convnets.data import CLASSES
 from convnets.errors import ConvnetsError
-from convnets.reporting import COPY_LABELS
+from convnets.reporting import COPY_LABELS, data_label
 from convnets.schema import Predictions
 from dashboard import common, figures, samples, tables
 
-SHOWN = 30  # images per gallery
+SHOWN = 30  # images per gallery of disagreements
 SCALE = 5  # wide enough for two answers under a digit
+CELL_SHOWN = 12  # per run in the confusion cell, side by side in half the width
 
 
 def answer(p: Predictions, i: int, classes: list[str]) -> str:
     return f"{classes[p.predicted[i]]} {float(p.confidence[i]):.0%}"
 
 
-def images_or_table(images: np.ndarray | None, indices: np.ndarray, captions: list[str], key: str) -> None:
-    """The test images with their captions; without the data, the same answers as a table."""
+def images_or_table(images: np.ndarray | None, indices: np.ndarray, captions: list[str], key: str,
+                    shown: int = SHOWN, scale: int = SCALE) -> None:
+    """The first ``shown`` test images with their captions; without the data, the same answers as a table."""
     if not len(indices):
         st.caption("None.")
         return
     if images is None:
-        st.dataframe({"test image": indices[:SHOWN], "answers": captions[:SHOWN]}, hide_index=True, key=key)
-        return
-    common.gallery([images[i].transpose(1, 2, 0) for i in indices[:SHOWN]], captions[:SHOWN], SCALE)
-    if len(indices) > SHOWN:
-        st.caption(f"The first {SHOWN} of {len(indices):,}.")
+        st.dataframe({"test image": indices[:shown], "answers": captions[:shown]}, hide_index=True, key=key)
+    else:
+        common.gallery([images[i].transpose(1, 2, 0) for i in indices[:shown]], captions[:shown], scale)
+    if len(indices) > shown:
+        st.caption(f"The first {shown} of {len(indices):,}.")
 
 
 st.title("Compare")
@@ -91,7 +93,9 @@ columns[3].metric("McNemar p", f"{result['mcnemar_p']:.2g}", border=True,
                   "both runs were equally good")
 disagreements = table["only_a"] + table["only_b"]
 verdict = "more than chance would explain" if result["mcnemar_p"] < 0.05 else "within what chance explains"
-st.caption(f"They disagree on {common.plural(disagreements, 'test image')}: A alone is right on {table['only_a']:,}, "
+data = f"{common.DATASET_LABELS[dataset]} ({data_label(dataset, run_a['data_copy'])})"
+st.caption(f"On the {result['images']:,} test images of {data}, they disagree on {disagreements:,}: A alone is "
+           f"right on {table['only_a']:,}, "
            f"B alone on {table['only_b']:,}. If both were equally good, a split at least this uneven would happen "
            f"with probability p = {result['mcnemar_p']:.2g}: the difference is {verdict} (at the 5 % level).")
 recomputed = [f"{s['model']}'s on {p.source} (its stored evaluation reads {common.pct(s['test_accuracy'])})"
@@ -132,7 +136,7 @@ for column, p, other, label in zip(st.columns(2), (pa, pb), (pb, pa), (name_a, n
         found = cell(p, true, predicted)
         st.markdown(f"**{label}**: {common.plural(len(found), 'image')}")
         captions = [f"{answer(p, i, classes)} · other run: {answer(other, i, classes)}" for i in found]
-        images_or_table(images, found, captions, f"cell-{label}")
+        images_or_table(images, found, captions, f"cell-{label}", CELL_SHOWN, SCALE - 1)
 
 st.subheader("Calibration")
 calibrations = [(label, reliability(p.confidence, p.correct)) for label, p in ((name_a, pa), (name_b, pb))]

@@ -4,6 +4,7 @@ import streamlit as st
 
 from convnets.calibration import reliability
 from convnets.compare import cell
+from convnets.reporting import data_label
 from convnets.store import RunStore
 from dashboard import common, figures, samples
 
@@ -26,7 +27,9 @@ if "confusion_matrix" not in evaluation:
     st.stop()
 
 classes = evaluation["classes"]
-st.caption(f"Test accuracy {common.pct(evaluation['test_accuracy'])} on {evaluation['test_images']:,} test images.")
+data = f"{common.DATASET_LABELS[summary['dataset']]} ({data_label(summary['dataset'], summary['data_copy'])})"
+st.caption(f"Test accuracy {common.pct(evaluation['test_accuracy'])} on {evaluation['test_images']:,} test images of "
+           f"{data}.")
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Confusion matrix")

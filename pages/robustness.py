@@ -4,6 +4,7 @@ import streamlit as st
 
 from convnets.corruptions import names
 from convnets.errors import ConvnetsError
+from convnets.reporting import data_label
 from convnets.robustness import robustness_of
 from convnets.store import RunStore
 from dashboard import common, figures, tables
@@ -40,7 +41,9 @@ if measured:
                                                help="Mean over severities 1-5") for name in names(dataset)},
     })
     first = measured[0][1]
-    st.caption(f"Each run is measured on the same {first['subset']:,} test images (as many of each class), "
+    copies = sorted({data_label(dataset, s["data_copy"]) for s, _ in measured})
+    st.caption(f"Each run is measured on the same {first['subset']:,} test images of {common.DATASET_LABELS[dataset]} "
+               f"({', '.join(copies)}; as many of each class), "
                f"corrupted the same way (seed {first['seed']}): {REFERENCES[dataset]} corruptions and strengths, "
                "built from torchvision's transforms. Severity 0 is the clean subset.")
 

@@ -18,8 +18,10 @@ from dashboard import common, figures, training
 STATE_COLOURS = {State.QUEUED: "gray", State.RUNNING: "blue", State.FINISHED: "green", State.FAILED: "red",
                  State.CANCELLED: "orange", State.INTERRUPTED: "orange", State.DAMAGED: "red"}
 POLL_SECONDS = 1.0
-SWEEP_INPUTS = (("lr", "Learning rates", "e.g. 0.1, 0.05"), ("epochs", "Epochs", "e.g. 10, 20"),
-                ("batch_size", "Batch sizes", "e.g. 64, 128"), ("weight_decay", "Weight decays", "e.g. 5e-4, 1e-4"))
+# Labels unlike the form's own ("Epochs", "Batch size"), so that each names one input
+SWEEP_INPUTS = (("lr", "Learning rates", "e.g. 0.1, 0.05"), ("epochs", "Epoch counts", "e.g. 10, 20"),
+                ("batch_size", "Images per batch", "e.g. 64, 128"),
+                ("weight_decay", "Weight decays", "e.g. 5e-4, 1e-4"))
 
 
 def launch(config: RunConfig, device: str, data_dir: str) -> None:

@@ -199,7 +199,7 @@ def test_comparing_two_runs_shows_their_table_test_and_disagreements(server, pag
     cards = main.locator("[data-testid=stMetric]")
     assert cards.count() == 4
     assert re.search(r"\d+\.\d\d%", cards.nth(0).inner_text()) and "points" in cards.nth(2).inner_text()
-    assert main.get_by_text("They disagree on 13 test images").count() == 1
+    assert main.get_by_text("On the 200 test images of MNIST (official), they disagree on 13:").count() == 1
     assert main.get_by_role("tab", name=re.compile(r"Only A right \(\d+\)")).count() == 1
     page.wait_for_timeout(1000)  # the charts and the images draw after the script ends
     first_tab = main.get_by_role("tabpanel").first
