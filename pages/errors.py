@@ -40,6 +40,7 @@ with right:
     st.plotly_chart(figures.per_class_accuracy(evaluation["per_class_accuracy"]))
 
 st.subheader("The images of one cell")
+# Chosen with two select boxes: Streamlit receives no selection from clicks on a Plotly heatmap (streamlit#8760).
 predictions = common.stored_predictions(summary)
 if predictions is not None:
     matrix = evaluation["confusion_matrix"]
