@@ -1,4 +1,5 @@
-"""``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, predict, explain.
+"""``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, compare, predict,
+explain.
 
 A contract other tools rely on: with ``--json`` the last line of stdout is one JSON document; bad input
 prints one ``error: ...`` line on stderr and exits with status 2.
@@ -64,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="re-evaluate a run on the test split")
     e.add_argument("run_id")
     _common(e, device=True, data=True)
+
+    c = sub.add_parser("compare", help="two runs on the same test images: 2×2 table and McNemar's exact test")
+    c.add_argument("run_a")
+    c.add_argument("run_b")
+    _common(c, device=True, data=True)
+
+    rb = sub.add_parser("robustness", help="a run's test accuracy under corruptions at five severities")
+    rb.add_argument("run_id")
+    _common(rb, device=True, data=True)
 
     pr = sub.add_parser("predict", help="every finished model's prediction for image files")
     pr.add_argument("images", nargs="+", type=Path, help="image files, or folders standing for the images in them")
@@ -229,6 +239,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from .calibration import BINS, reliability
     from .device import pick_device
     from .evaluate import final_report
     from .store import RunStore
@@ -242,16 +253,18 @@ def cmd_eval(args) -> int:
         raise ConvnetsError(f"run {run.run_id} {what}{reason}: only a finished run has a model to evaluate")
     config = run.config
     data = datamod.load_copy(config.dataset, config.data_copy, args.data_dir)
-    report, _ = final_report(run.load_model(device), data, device)
+    report, _, predictions = final_report(run.load_model(device), data, device)
     stored = (run.evaluation() or {}).get("test_accuracy")
+    ece = reliability(predictions.confidence, predictions.correct)["ece"]
     out = {"run_id": run.run_id, "test_accuracy": report["test_accuracy"], "stored_test_accuracy": stored,
-           "confusion_matrix": report["confusion_matrix"], "data_copy": data.copy}
+           "calibration_error": ece, "confusion_matrix": report["confusion_matrix"], "data_copy": data.copy}
     if args.json:
         print(json.dumps(out))
     else:
         stored_text = f" (stored: {pct(stored)})" if stored is not None else ""
         accuracy = pct(report["test_accuracy"])
-        print(f"{run.run_id}: test accuracy {accuracy} on {data.copy} {config.dataset}{stored_text}")
+        print(f"{run.run_id}: test accuracy {accuracy} on {data.copy} {config.dataset}{stored_text}, expected "
+              f"calibration error {pct(ece)} ({BINS} bins)")
         _print_table([("", *config_classes(config))] + [
             (name, *map(str, row)) for name, row in zip(config_classes(config), report["confusion_matrix"])])
     return 0
@@ -259,6 +272,49 @@ def cmd_eval(args) -> int:
 
 def config_classes(config: RunConfig) -> list[str]:
     return datamod.CLASSES[config.dataset]
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare, predictions_of
+    from .store import RunStore
+
+    store = RunStore()
+    a, b = store.require(args.run_a), store.require(args.run_b)
+    for run in (a, b):
+        if not run.finished:
+            raise ConvnetsError(f"run {run.run_id} is {run.status()['state']}, not finished")
+    result = {"run_a": a.run_id, "run_b": b.run_id,
+              **compare(*(predictions_of(r, args.data_dir, args.device) for r in (a, b)))}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    t = result["table"]
+    print(f"A {a.run_id}: {pct(result['accuracy_a'])}   B {b.run_id}: {pct(result['accuracy_b'])}   "
+          f"({result['images']:,} test images)")
+    _print_table([("", "B right", "B wrong"), ("A right", t["both_right"], t["only_a"]),
+                  ("A wrong", t["only_b"], t["both_wrong"])])
+    print(f"McNemar's exact test: p = {result['mcnemar_p']:.3g} (the chance of a split at least this uneven of the "
+          f"{t['only_a'] + t['only_b']:,} disagreements if both runs were equally good)")
+    return 0
+
+
+def cmd_robustness(args) -> int:
+    from .robustness import robustness_of
+    from .store import RunStore
+
+    run = RunStore().require(args.run_id)
+    if not run.finished:
+        raise ConvnetsError(f"run {run.run_id} is {run.status()['state']}, not finished")
+    result = {"run_id": run.run_id, **robustness_of(run, args.data_dir, args.device)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{run.run_id}: {result['subset']:,} test images, {pct(result['clean_accuracy'])} clean, "
+          f"{pct(result['mean_accuracy'])} on average under corruption")
+    severities = range(1, len(next(iter(result["accuracy"].values()))) + 1)
+    _print_table([("corruption", *(f"severity {s}" for s in severities))] +
+                 [(name, *map(pct, row)) for name, row in result["accuracy"].items()])
+    return 0
 
 
 def cmd_predict(args) -> int:
@@ -430,5 +486,6 @@ class _ProgressBar:
         sys.stderr.write("\n")
 
 
-COMMANDS = {"models": cmd_models, "train": cmd_train, "runs": cmd_runs, "eval": cmd_eval, "predict": cmd_predict,
-            "explain": cmd_explain, "datasets": cmd_datasets, "zoo": cmd_zoo}
+COMMANDS = {"models": cmd_models, "train": cmd_train, "runs": cmd_runs, "eval": cmd_eval, "compare": cmd_compare,
+            "robustness": cmd_robustness, "predict": cmd_predict, "explain": cmd_explain, "datasets": cmd_datasets,
+            "zoo": cmd_zoo}

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
+import math
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +140,11 @@ class RunConfig:
         blob = json.dumps(identity, sort_keys=True).encode()
         return f"{self.model}-{self.dataset}-{hashlib.sha256(blob).hexdigest()[:10]}"
 
+    @property
+    def group_id(self) -> str:
+        """The same for runs that differ only in their seed: the run id of this configuration with seed 0."""
+        return dataclasses.replace(self, seed=0).run_id
+
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=1))
 
@@ -164,6 +172,28 @@ class RunConfig:
             raise ConvnetsError(f"seed {self.seed} is out of range: allowed [0, 2147483647]")
         self.recipe.check()
         return self
+
+
+SWEEP_FIELDS = ("lr", "epochs", "batch_size", "weight_decay")  # what a small grid varies
+MAX_SWEEP = 16  # runs one sweep may queue: each waits its turn as a process of its own
+
+
+def sweep(base: RunConfig, seeds: Sequence[int], values: dict[str, Sequence]) -> list[RunConfig]:
+    """Every combination of the given values of SWEEP_FIELDS, each with every seed: separate configurations, checked,
+    in order, without repeats. The base configuration gives every other field."""
+    unknown = [name for name in values if name not in SWEEP_FIELDS]
+    if unknown:
+        raise ConvnetsError(f"a sweep varies only {', '.join(SWEEP_FIELDS)}, not {', '.join(unknown)}")
+    size = math.prod(len(set(v)) for v in values.values()) * len(set(seeds))
+    if size > MAX_SWEEP:
+        raise ConvnetsError(f"that is {size} runs; a sweep queues at most {MAX_SWEEP}")
+    configs: dict[str, RunConfig] = {}
+    for combo in itertools.product(*values.values()):
+        recipe = base.recipe.replace(**dict(zip(values, combo)))
+        for seed in seeds:
+            config = dataclasses.replace(base, recipe=recipe, seed=seed).check()
+            configs.setdefault(config.run_id, config)
+    return list(configs.values())
 
 
 def reproduce_command(config: RunConfig, data_dir: str | None) -> str:

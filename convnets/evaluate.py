@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -10,17 +11,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Dataset, Split, batches
-from .schema import Evaluation
+from .device import describe_device, native_bf16
+from .schema import Evaluation, Predictions
 
 MISTAKES_KEPT = 32
 
 
 @torch.inference_mode()
-def predict_probs(model: nn.Module, split: Split, device: torch.device, batch_size: int = 1000) -> torch.Tensor:
-    """Softmax probabilities for a whole split (N×10, float32, on the device)."""
+def predict_probs(model: nn.Module, split: Split, device: torch.device, batch_size: int = 1000,
+                  cpu_bf16: bool = False) -> torch.Tensor:
+    """Softmax probabilities for a whole split (N×10, float32, on the device), computed in bf16 on CUDA and, with
+    ``cpu_bf16``, on a CPU that has it natively (for figures that a few images' rounding cannot move: robustness)."""
     was_training = model.training
     model.eval()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if _bf16(device, cpu_bf16) else nullcontext()
     out = []
     with autocast:
         for x, _ in batches(split, batch_size):
@@ -38,14 +42,38 @@ def _loss(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return F.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
 
 
-def final_report(model: nn.Module, data: Dataset, device: torch.device) -> tuple[dict, np.ndarray]:
-    """Accuracy, confusion matrix, per-class accuracy and the most confident mistakes (with their images)."""
+class FinalReport(NamedTuple):
+    report: dict  # schema.Evaluation, as evaluation.json holds it
+    mistake_images: np.ndarray  # the most confident mistakes' images (N×H×W×C uint8)
+    predictions: Predictions  # every test image's answer
+
+
+def final_report(model: nn.Module, data: Dataset, device: torch.device) -> FinalReport:
+    """Accuracy, confusion matrix, per-class accuracy, the most confident mistakes (with their images), and the
+    answer for every test image: all from one pass over the test split, so they always agree."""
     test = data.test.to(device)
-    probs = predict_probs(model, test, device)
-    report = report_from_probs(probs.cpu(), test.labels.cpu(), data.classes)
+    probs = predict_probs(model, test, device).cpu()
+    labels = test.labels.cpu()
+    report = report_from_probs(probs, labels, data.classes)
     idx = [m["index"] for m in report["mistakes"]]
     images = data.test.images[idx].permute(0, 2, 3, 1).cpu().numpy() if idx else np.zeros((0, 1, 1, 1), np.uint8)
-    return report, images
+    return FinalReport(report, images, per_image(probs, labels, device))
+
+
+def per_image(probs: torch.Tensor, labels: torch.Tensor, device: torch.device) -> Predictions:
+    """Each image's class and its probability, compactly (uint8, float16); ``device`` computed the probabilities."""
+    confidence, predicted = probs.max(1)
+    return Predictions(predicted.numpy().astype(np.uint8), confidence.numpy().astype(np.float16),
+                       labels.numpy().astype(np.uint8), inference_source(device))
+
+
+def inference_source(device: torch.device, cpu_bf16: bool = False) -> str:
+    """Where and in which precision predict_probs computes: recorded with what it made."""
+    return f"{describe_device(device)}, {'bf16' if _bf16(device, cpu_bf16) else 'fp32'}"
+
+
+def _bf16(device: torch.device, cpu_bf16: bool) -> bool:
+    return device.type == "cuda" or (cpu_bf16 and device.type == "cpu" and native_bf16())
 
 
 def report_from_probs(probs: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict:

@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+
 from .errors import ConvnetsError
 
 
@@ -98,6 +100,45 @@ class Evaluation:
     def to_dict(self) -> dict:
         out = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra" and v is not None}
         return {**self.extra, **out}
+
+
+@dataclass
+class Predictions:
+    """A run's answer for every test image, in the split's order (``predictions.npz``): what per-image comparisons,
+    galleries and calibration are computed from. Compact: 4 bytes an image."""
+
+    predicted: np.ndarray  # uint8 class per image
+    confidence: np.ndarray  # float16 probability of that class
+    labels: np.ndarray  # uint8 true class per image, so that a comparison needs no data
+    source: str  # where and how they were computed: 'cuda (NVIDIA H200), bf16', 'cpu (2 threads), fp32'
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.predicted == self.labels
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean()) if len(self) else 0.0
+
+
+@dataclass
+class Robustness:
+    """Test accuracy under corruptions (``robustness.json``), on a fixed subset of the test split: the same images,
+    corrupted the same way (the seed), for every run of a dataset."""
+
+    subset: int  # test images used
+    seed: int  # the corruptions' random draws (noise, directions)
+    clean_accuracy: float  # severity 0: the subset as it is
+    accuracy: dict[str, list[float]]  # corruption -> accuracy at severities 1..5
+    mean_accuracy: float  # over every corruption and severity 1..5: the one summary number
+    source: str  # where it was computed ('cpu (2 threads), fp32')
+    seconds: float  # how long it took, corrupting included
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def checked(cls: type, record: object, what: str) -> object:

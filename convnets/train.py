@@ -29,6 +29,7 @@ from .errors import ConvnetsError
 from .evaluate import evaluate, final_report
 from .models import default_recipe
 from .models.classifier import classifier
+from .robustness import measure
 from .schema import HistoryRow, Phase, Progress, State
 from .store import Run, RunStore
 
@@ -470,16 +471,19 @@ class _Job:
             self._finish(run, trainer.model, data, history, status)
 
     def _finish(self, run: Run, model: nn.Module, data: datamod.Dataset, history: list[dict], status: dict) -> None:
-        """The final evaluation, the mistakes, the weights, then the 'finished' state; the resume point goes last."""
+        """The final evaluation, the mistakes, every test image's answer, the accuracy under corruptions, the weights,
+        then the 'finished' state; the resume point goes last."""
         epochs = self.config.recipe.epochs
         if self.progress is not None:
             last = history[-1]
             self.progress(Progress(epochs, epochs, 1, 1, last["train_loss"], last["train_accuracy"],
                                    last["images_per_second"], 0.0, Phase.EVALUATING))
         run.set_status(State.RUNNING, **{**status, "phase": Phase.EVALUATING})
-        report, mistake_images = final_report(model, data, self.device)
+        report, mistake_images, predictions = final_report(model, data, self.device)
         run.save_mistakes(mistake_images)
+        run.save_predictions(predictions)
         run.write("evaluation.json", report)
+        run.write("robustness.json", measure(model, data.test, self.config.dataset, self.device).to_dict())
         run.save_model(model)
         run.set_status(State.FINISHED, finished_at=time.time(), **{**status, "phase": Phase.DONE})
         (run.path / "resume.pt").unlink(missing_ok=True)

@@ -18,12 +18,14 @@ from pathlib import Path
 import torch
 
 from . import data as datamod
+from .compare import predictions_of
 from .config import RunConfig, reproduce_command
 from .device import pick_device
 from .errors import ConvnetsError
 from .evaluate import final_report, predict_probs
 from .models import get_model
 from .reporting import copy_cost, official_equivalent, pct
+from .robustness import measure, robustness_of
 from .store import WEIGHT_FORMS, ZOO_DIR, Run, RunStore
 
 
@@ -141,7 +143,8 @@ def build(
     shipped: Callable[[Entry, list[dict]], None] | None = None,
 ) -> list[dict]:
     """Train (or reuse) the chosen entries (of ``entries``, by default the zoo's own), copy each into the zoo as
-    it finishes, and rewrite the results table; ``shipped(entry, rows)`` is told after each one."""
+    it finishes, and rewrite the results table; ``shipped(entry, rows)`` is told after each one. An entry shipped
+    before per-image predictions and robustness figures were kept gets them, from the weights it ships."""
     from .train import train_run
 
     store = store or RunStore(zoo="")
@@ -149,6 +152,9 @@ def build(
         copy = datamod.find_source(entry.dataset, data_dir).copy
         config = entry.config(copy)
         if (zoo_dir / "runs" / config.run_id).is_dir():
+            complete = Run(zoo_dir / "runs" / config.run_id)  # writable: the zoo's own files are written here
+            predictions_of(complete, data_dir, device)
+            robustness_of(complete, data_dir, device)
             continue
         run, _ = train_run(config, store=store, data_dir=data_dir, device=device, progress=progress,
                            compile=compile, command=reproduce_command(config, data_dir))
@@ -169,7 +175,7 @@ def _drop_superseded(zoo_dir: Path, config: RunConfig) -> None:
 def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) -> None:
     """Copy a finished run into the zoo in its smallest weight form (int8, then fp16, else fp32) whose test
     accuracy stays within SHIP_TOLERANCE of the trained weights'; the zoo's evaluation and mistakes are those of
-    the weights it ships, so what the dashboard shows is what those weights do."""
+    the weights it ships (predictions and robustness too), so what the dashboard shows is what those weights do."""
     target = zoo_dir / "runs" / run.run_id
     tmp = target.with_name(f".{run.run_id}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -185,9 +191,11 @@ def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) 
         model = shipped.load_model(device)
         if form == "fp32" or abs(_accuracy(model, test, device) - accuracy) <= SHIP_TOLERANCE:
             break
-    report, mistake_images = final_report(model, data, device)
+    report, mistake_images, predictions = final_report(model, data, device)
     shipped.write("evaluation.json", {**report, "weights": form, "trained_weights_test_accuracy": accuracy})
     shipped.save_mistakes(mistake_images)
+    shipped.save_predictions(predictions)
+    shipped.write("robustness.json", measure(model, data.test, data.name, device).to_dict())
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from convnets.compare import predictions_of
 from convnets.data import default_data_dir
+from convnets.errors import ConvnetsError
 from convnets.imaging import to_display
 from convnets.predict import Prediction, choose_runs
 from convnets.reporting import pct, short_id  # noqa: F401 - pct: the pages' percentages, written as everywhere else
-from convnets.schema import State
+from convnets.schema import Predictions, State
 from convnets.store import RunStore
 from dashboard import figures
 
@@ -36,6 +38,8 @@ PAGES: dict[str, PageSpec] = {
     "leaderboard": PageSpec("leaderboard.py", "Leaderboard", ":material/leaderboard:", "Results"),
     "curves": PageSpec("curves.py", "Training curves", ":material/show_chart:", "Results"),
     "errors": PageSpec("errors.py", "Errors", ":material/grid_view:", "Results"),
+    "compare": PageSpec("compare.py", "Compare", ":material/compare:", "Results"),
+    "robustness": PageSpec("robustness.py", "Robustness", ":material/blur_on:", "Results"),
     "draw": PageSpec("draw.py", "Draw a digit", ":material/draw:", "Try the models"),
     "photo": PageSpec("photo.py", "Classify a photo", ":material/photo_camera:", "Try the models"),
     "inside": PageSpec("inside.py", "Inside the net", ":material/visibility:", "Try the models"),
@@ -147,6 +151,32 @@ def enlarged(image: np.ndarray, scale: int) -> np.ndarray:
     """A small model input in crisp blocks; a one-channel image as plain grey, which st.image takes."""
     big = to_display(image, scale)
     return big[..., 0] if big.ndim == 3 and big.shape[2] == 1 else big
+
+
+def gallery(images: Sequence[np.ndarray], captions: Sequence[str], scale: int = 4) -> None:
+    """Test images (H×W×C uint8) in a grid, one size for all whatever their captions."""
+    shown = [enlarged(image, scale) for image in images]
+    st.image(shown, caption=list(captions), width=shown[0].shape[1])
+
+
+# --- per-image predictions ----------------------------------------------------------------------------
+
+
+def stored_predictions(summary: dict) -> Predictions | None:
+    """The run's answer for every test image. A run trained before they were kept says so, with a button that
+    computes and stores them from the test split (which must be in the data folder)."""
+    run = RunStore().require(summary["run_id"])
+    found = run.predictions()
+    if found is not None:
+        return found
+    st.info(f"**{run_label(summary)}** was trained before per-image predictions were kept.", icon=":material/info:")
+    if st.button("Compute them from the test split", key=f"predict-{run.run_id}", icon=":material/calculate:"):
+        try:
+            with st.spinner("Predicting every test image…"):
+                return predictions_of(run, data_dir())
+        except ConvnetsError as e:
+            st.error(str(e), icon=":material/error:")
+    return None
 
 
 # --- predictions --------------------------------------------------------------------------------------

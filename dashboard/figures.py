@@ -66,16 +66,24 @@ def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str, sym
 
 
 def training_curves(histories: Sequence[tuple[str, list[dict]]], x: str = "epoch", height: int = 420) -> go.Figure:
-    """Loss and accuracy side by side, one colour per run, test solid and train dotted."""
+    """Loss and accuracy side by side, one colour per run, test solid and train dotted. A history with standard
+    deviations beside its figures (tables.mean_history of several seeds) gets a band of ± one of them."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.08)
     for i, (label, history) in enumerate(histories):
         colour = PALETTE[i % len(PALETTE)]
         xs = [h[x] for h in history]
         for col, (metric, fmt) in enumerate(_METRICS, start=1):
             for split, dash in (("test", "solid"), ("train", "dot")):
+                key, group = f"{split}_{metric}", f"{label} · {split}"
+                if history and f"{key}_std" in history[0]:
+                    upper = [h[key] + h[f"{key}_std"] for h in history]
+                    lower = [h[key] - h[f"{key}_std"] for h in history]
+                    fig.add_trace(go.Scatter(x=xs + xs[::-1], y=upper + lower[::-1], fill="toself", mode="none",
+                                             fillcolor=colour, opacity=0.18, legendgroup=group, showlegend=False,
+                                             hoverinfo="skip"), row=1, col=col)
                 fig.add_trace(go.Scatter(
-                    x=xs, y=[h[f"{split}_{metric}"] for h in history], mode="lines+markers",
-                    name=f"{label} · {split}", legendgroup=f"{label} · {split}", showlegend=col == 1,
+                    x=xs, y=[h[key] for h in history], mode="lines+markers",
+                    name=group, legendgroup=group, showlegend=col == 1,
                     line={"color": colour, "dash": dash}, hovertemplate=f"%{{y:{fmt}}}",
                 ), row=1, col=col)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
@@ -126,3 +134,49 @@ def class_counts(counts: dict[str, list[int]], classes: list[str]) -> go.Figure:
     fig.update_yaxes(title_text="images")
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.12})
     return _compact(fig, 300)
+
+
+def reliability(calibrations: Sequence[tuple[str, dict]], height: int = 440) -> go.Figure:
+    """Accuracy against confidence per bin (perfect calibration on the diagonal), one colour per run, and below it
+    how many test images fall in each bin."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.06)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": "#9e9e9e", "dash": "dash"},
+                             name="perfectly calibrated", hoverinfo="skip"), row=1, col=1)
+    for i, (label, c) in enumerate(calibrations):
+        colour = PALETTE[i % len(PALETTE)]
+        width = 1 / c["bins"]
+        centres = [(k + 0.5) * width for k in range(c["bins"])]
+        filled = [k for k, n in enumerate(c["count"]) if n]
+        fig.add_trace(go.Scatter(
+            x=[c["confidence"][k] for k in filled], y=[c["accuracy"][k] for k in filled], mode="lines+markers",
+            name=f"{label} · ECE {c['ece']:.2%}", legendgroup=label, line={"color": colour},
+            customdata=[c["count"][k] for k in filled],
+            hovertemplate="confidence %{x:.1%}: accuracy %{y:.1%} (%{customdata:,} images)<extra></extra>",
+        ), row=1, col=1)
+        fig.add_trace(go.Bar(x=centres, y=c["count"], width=width / max(len(calibrations), 1), marker_color=colour,
+                             offset=(i - len(calibrations) / 2) * width / max(len(calibrations), 1),
+                             legendgroup=label, showlegend=False,
+                             hovertemplate="%{y:,} images<extra></extra>"), row=2, col=1)
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", row=1, col=1)
+    fig.update_xaxes(range=[0, 1], tickformat=".0%", title_text="confidence (the top class's probability)", row=2,
+                     col=1)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", title_text="accuracy", row=1, col=1)
+    fig.update_yaxes(type="log", dtick=1, title_text="images", row=2, col=1)  # a tick per power of ten
+    fig.update_layout(legend={"orientation": "h", "y": 1.12}, bargap=0)
+    return _compact(fig, height, top=40)
+
+
+def robustness(rows: Sequence[tuple[str, dict]], corruption: str | None = None, height: int = 380) -> go.Figure:
+    """Accuracy against severity (0: clean), one line per run: under one corruption, or the mean over all."""
+    fig = go.Figure()
+    for i, (label, r) in enumerate(rows):
+        curves = [r["accuracy"][corruption]] if corruption else list(r["accuracy"].values())
+        ys = [r["clean_accuracy"], *np.mean(curves, axis=0)]
+        fig.add_trace(go.Scatter(x=list(range(len(ys))), y=ys, mode="lines+markers", name=label,
+                                 line={"color": PALETTE[i % len(PALETTE)]},
+                                 hovertemplate="severity %{x}: %{y:.2%}<extra>" + label + "</extra>"))
+    fig.update_xaxes(title_text="severity (0: the test images as they are)", dtick=1)
+    under = corruption.replace("_", " ") if corruption else "the corruptions (mean)"
+    fig.update_yaxes(tickformat=".0%", title_text=f"test accuracy under {under}")
+    fig.update_layout(legend={"orientation": "h", "y": -0.25})
+    return _compact(fig, height)

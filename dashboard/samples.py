@@ -1,9 +1,9 @@
 """Dataset images for the pages, read once per server process: random test images for the Photo page and Inside the
-net, and each dataset's overview for the Datasets page.
+net, the test images a Compare or Errors page shows, and each dataset's overview for the Datasets page.
 
-A random test image comes from the local test split when the data is there, else from the test images the finished
-runs stored (their most confident mistakes), else from the small sample shipped with the code, so that the button
-always has one to give.
+A random test image comes from the local test split when the data is there (never a download), else from the test
+images the finished runs stored (their most confident mistakes), else from the small sample shipped with the code,
+so that the button always has one to give.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import streamlit as st
 from convnets import data as datamod
 from convnets.errors import ConvnetsError
 from convnets.overview import Overview, overview, read_sample
+from convnets.reporting import COPY_LABELS
+from convnets.schema import Predictions
 from convnets.store import RunStore
 
 SOURCE_HELP = ("A random image of the test split in the data folder; without the data there, one of the test images "
@@ -21,22 +23,39 @@ SOURCE_HELP = ("A random image of the test split in the data folder; without the
 
 
 @st.cache_resource(show_spinner="Loading the test split…", max_entries=4)
-def _test_split(dataset: str, data_dir: str) -> datamod.Split | None:
-    """The test split when it is on disk already; never a download (`load` would start one)."""
+def test_split(dataset: str, data_dir: str) -> tuple[datamod.Split, str] | str:
+    """The test split and its copy (official, jpeg) when it is on disk already (never a download, which `load`
+    would start), else why not."""
     if datamod.find_source(dataset, data_dir).kind == "download":
-        return None
+        return f"The {dataset} test images are not in the data folder {data_dir} (set it in the sidebar)."
     try:
-        return datamod.load(dataset, data_dir).test
-    except ConvnetsError:
-        return None
+        data = datamod.load(dataset, data_dir)
+    except ConvnetsError as e:
+        return f"The {dataset} test images in {data_dir} cannot be read: {e}."
+    return data.test, data.copy
+
+
+def test_images(dataset: str, copy: str, predictions: Predictions, data_dir: str) -> tuple[np.ndarray | None, str]:
+    """The test images the predictions were made on (N×C×H×W uint8), or None and why they cannot be shown."""
+    found = test_split(dataset, data_dir)
+    if isinstance(found, str):
+        return None, found
+    split, found_copy = found
+    if found_copy != copy:
+        return None, (f"The data folder holds the {COPY_LABELS[found_copy]} of {dataset}, but these runs were "
+                      f"evaluated on the {COPY_LABELS[copy]}.")
+    if len(split) != len(predictions) or not np.array_equal(split.labels.numpy(), predictions.labels):
+        return None, f"The {dataset} test split in {data_dir} is not the one these runs were evaluated on."
+    return split.images.numpy(), ""
 
 
 def random_test_image(dataset: str, data_dir: str, runs: list[dict]) -> tuple[np.ndarray, str] | None:
     """A test image (28×28 grey or 32×32×3) and a caption naming its true class, or None when there is none."""
     rng = np.random.default_rng()
     classes = datamod.CLASSES[dataset]
-    split = _test_split(dataset, data_dir)
-    if split is not None and len(split):
+    found = test_split(dataset, data_dir)
+    if not isinstance(found, str) and len(found[0]):
+        split = found[0]
         i = int(rng.integers(len(split)))
         return _hwc(split.images[i]), f"test image {i}, a {classes[int(split.labels[i])]}"
     store = RunStore()

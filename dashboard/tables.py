@@ -1,10 +1,11 @@
-"""The dashboard's tables (the leaderboard's, a network's layers), built with pandas only (no Streamlit), so they
-are easy to test."""
+"""The dashboard's tables and aggregates (the leaderboard's, seed groups, a network's layers), built from run records
+with pandas only (no Streamlit), so they are easy to test."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from convnets.errors import ConvnetsError
@@ -18,9 +19,13 @@ if TYPE_CHECKING:  # the leaderboard, which imports this module, has no use for 
 
 OFFICIAL = "≈ official %"  # the column that puts every run in official-data terms
 AT_CHANCE = "At chance"  # no better than a guess (reporting.at_chance): kept in the table, out of the best cards
+ECE = "ECE %"  # expected calibration error, 15 bins
+CORRUPTED = "Corrupted %"  # mean test accuracy over the corruptions and their severities
 LEADERBOARD_COLUMNS = ["Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, AT_CHANCE, "Paper %",
-                       "Δ paper", "Reference %", "Δ reference", "Params", "Epochs", "Best %", "Best epoch", "Train s",
-                       "img/s", "Device", "Zoo", "Run"]
+                       "Δ paper", "Reference %", "Δ reference", ECE, CORRUPTED, "Params", "Epochs", "Best %",
+                       "Best epoch", "Train s", "img/s", "Device", "Zoo", "Run"]
+GROUP_COLUMNS = ["Model", "Dataset", "Data", "Epochs", "Batch", "LR", "Weight decay", "n", "Test acc. %", "± std",
+                 ECE, CORRUPTED, "Seeds", "Group"]
 
 
 KINDS = {"paper": "paper net", "reference": "study net", "modern": "modern net"}
@@ -91,6 +96,8 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             "Δ paper": _delta(official, paper),
             "Reference %": _points(reference),
             "Δ reference": _delta(official, reference),
+            ECE: _points(s.get("calibration_error")),
+            CORRUPTED: _points(s.get("corruption_accuracy")),
             "Best %": _points(s["best_test_accuracy"]),
             "Best epoch": s["best_epoch"],
             "Train s": s["train_seconds"],
@@ -118,3 +125,67 @@ def layer_table(layers: list[Layer]) -> pd.DataFrame:
     """One row per stage of a network: what it is, what it outputs for one image, its weights and its FLOPs."""
     return pd.DataFrame([{"Layer": layer.path, "Type": layer.kind, "Output": " × ".join(map(str, layer.shape)),
                           "Params": layer.params, "FLOPs": layer.flops} for layer in layers])
+
+
+def seed_groups(summaries: list[dict]) -> pd.DataFrame:
+    """One row per recipe trained with two seeds or more (finished runs identical but for the seed): the mean and
+    sample standard deviation of the test accuracy, and the means of the calibration error and the accuracy under
+    corruptions where every run of the group has them."""
+    groups: dict[str, list[dict]] = {}
+    for s in summaries:
+        if s["state"] == State.FINISHED:
+            groups.setdefault(s["group"], []).append(s)
+    rows = []
+    for group, runs in groups.items():
+        if len(runs) < 2:
+            continue
+        first, recipe = runs[0], runs[0]["recipe"]
+        accuracy = np.array([100 * r["test_accuracy"] for r in runs])
+        rows.append({
+            "Model": first["model"], "Dataset": first["dataset"], "Data": COPY_LABELS.get(first["data_copy"]),
+            "Epochs": recipe["epochs"], "Batch": recipe["batch_size"], "LR": recipe["lr"],
+            "Weight decay": recipe["weight_decay"], "n": len(runs), "Test acc. %": round(accuracy.mean(), 2),
+            "± std": round(accuracy.std(ddof=1), 2), ECE: _mean_points(runs, "calibration_error"),
+            CORRUPTED: _mean_points(runs, "corruption_accuracy"),
+            "Seeds": ", ".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"])), "Group": group,
+        })
+    frame = pd.DataFrame(rows, columns=GROUP_COLUMNS)
+    return frame.sort_values(["Dataset", "Test acc. %"], ascending=[True, False], ignore_index=True)
+
+
+def _mean_points(runs: list[dict], key: str) -> float | None:
+    values = [r.get(key) for r in runs]
+    return None if None in values else round(100 * float(np.mean(values)), 2)
+
+
+def mean_history(histories: list[list[dict]]) -> list[dict]:
+    """Several runs' histories as one: per epoch (over the epochs they all completed), the mean of every figure and,
+    beside each, its standard deviation (``<key>_std``) across the runs, which the curves draw as a band."""
+    epochs = min(len(h) for h in histories)
+    rows = []
+    for i in range(epochs):
+        row = {}
+        for key in histories[0][i]:
+            values = np.array([h[i][key] for h in histories], dtype=float)
+            row[key], row[f"{key}_std"] = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def two_by_two(table: dict, a: str, b: str) -> pd.DataFrame:
+    """compare()'s table as rows (A right, A wrong) by columns (B right, B wrong)."""
+    return pd.DataFrame({f"{b} right": [table["both_right"], table["only_b"]],
+                         f"{b} wrong": [table["only_a"], table["both_wrong"]]},
+                        index=[f"{a} right", f"{a} wrong"])
+
+
+def robustness(measured: list[tuple[dict, dict]]) -> pd.DataFrame:
+    """One row per run (summary, robustness record): clean and mean corrupted accuracy, then each corruption's mean
+    over its severities, in percent, the most robust first."""
+    rows = []
+    for s, r in measured:
+        rows.append({"Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
+                     "Clean %": _points(r["clean_accuracy"]), CORRUPTED: _points(r["mean_accuracy"]),
+                     **{name: _points(float(np.mean(row))) for name, row in r["accuracy"].items()}, "Run": s["run_id"]})
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(CORRUPTED, ascending=False, ignore_index=True) if rows else frame

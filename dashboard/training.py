@@ -1,9 +1,13 @@
-"""The Train page's plumbing: parameter counts, job progress."""
+"""The Train page's plumbing: parameter counts, job progress, the values of a sweep."""
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
+from convnets.config import INTEGERS
+from convnets.errors import ConvnetsError
 from convnets.jobs import Job
 from convnets.models import get_model
 from convnets.schema import Phase
@@ -34,3 +38,18 @@ def progress_text(job: Job) -> str:
     return (f"epoch {progress['epoch']}/{progress['epochs']} · step {progress['step']}/{progress['steps']} · "
             f"loss {progress['loss']:.3f} · {progress['images_per_second']:,.0f} img/s · "
             f"ETA {duration(progress['eta_seconds'])}")
+
+
+def sweep_values(texts: dict[str, str]) -> dict[str, list]:
+    """The sweep form's lists ('0.1, 0.05' per recipe field) as values; fields left empty are not swept."""
+    values = {}
+    for name, text in texts.items():
+        parts = [part for part in re.split(r"[,;\s]+", text.strip()) if part]
+        kind = int if name in INTEGERS else float
+        try:
+            if parts:
+                values[name] = [kind(part) for part in parts]
+        except ValueError:
+            what = "whole numbers" if kind is int else "numbers"
+            raise ConvnetsError(f"{name.replace('_', ' ')}: '{text}' is not a list of {what} (e.g. 1, 2, 3)") from None
+    return values

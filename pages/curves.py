@@ -1,9 +1,10 @@
-"""Training curves: several runs' loss and accuracy overlaid, against epochs or wall-clock time."""
+"""Training curves: several runs' loss and accuracy overlaid, against epochs or wall-clock time; runs that differ
+only in their seed drawn as their mean with a band."""
 
 import streamlit as st
 
 from convnets.store import RunStore
-from dashboard import common, figures
+from dashboard import common, figures, tables
 
 AGAINST = {"epoch": "epoch", "wall_seconds": "time"}  # history fields to put on the x axis
 
@@ -28,6 +29,22 @@ if not chosen:
     st.stop()
 
 store = RunStore()
-histories = [(common.run_label(by_id[i]), store.require(i).history()) for i in chosen]
+groups: dict[str, list[str]] = {}  # seed group -> the chosen runs in it
+for i in chosen:
+    groups.setdefault(by_id[i].get("group", i), []).append(i)
+averaged = len(groups) < len(chosen) and st.toggle(
+    "Average the seeds", value=True, key="curve_seeds",
+    help="Runs identical but for their seed as one curve: their mean, with a band of ± one standard deviation")
+histories = []
+for members in (groups.values() if averaged else [[i] for i in chosen]):
+    runs = [store.require(i).history() for i in members]
+    if len(members) == 1:
+        histories.append((common.run_label(by_id[members[0]]), runs[0]))
+    else:
+        first = by_id[members[0]]
+        label = f"{first['model']} · {common.DATASET_LABELS[first['dataset']]} · {first['epochs']} ep · mean of " \
+                f"{len(members)} seeds"
+        histories.append((label, tables.mean_history(runs)))
 st.plotly_chart(figures.training_curves(histories, x))
-st.caption("Solid: test split; dotted: training split (its running mean over the epoch, with augmentation).")
+st.caption("Solid: test split; dotted: training split (its running mean over the epoch, with augmentation)."
+           + (" Bands: ± one standard deviation over the seeds." if averaged else ""))

@@ -45,6 +45,10 @@ else:
         "Reference %": st.column_config.NumberColumn(format="%.2f", help="The reference Keras notebooks"),
         "Δ paper": st.column_config.NumberColumn(format="%+.2f", help="≈ official minus paper, in points"),
         "Δ reference": st.column_config.NumberColumn(format="%+.2f", help="≈ official minus reference, in points"),
+        tables.ECE: st.column_config.NumberColumn(format="%.2f", help="Expected calibration error (15 bins): how far "
+                                                  "confidence is from accuracy, on average; 0 is honest"),
+        tables.CORRUPTED: st.column_config.NumberColumn(format="%.2f", help="Test accuracy under the corruptions, "
+                                                        "mean over corruptions and severities (Robustness page)"),
         "Best %": st.column_config.NumberColumn(format="%.2f", help="Best test accuracy over the epochs"),
         "Train s": st.column_config.NumberColumn(format="%.1f"),
         "img/s": st.column_config.NumberColumn(format="%,.0f"),
@@ -66,6 +70,24 @@ else:
                                                   symbol="Device", published=published))
     by_time.caption("Times compare like with like only on one device: each marker's shape is the device it was "
                     "measured on; the open diamonds are the study's Keras notebooks on their GPU.")
+
+    st.subheader("Seeds")
+    groups = tables.seed_groups(rows)
+    if groups.empty:
+        st.caption("No recipe has finished with more than one seed yet. The Train page queues several seeds of a "
+                   "recipe: how much a result moves with the seed tells whether a difference between models is real.")
+    else:
+        st.caption("Runs identical but for their seed, as one row: the mean test accuracy, its standard deviation "
+                   "over the seeds (± std) and the number of seeds (n).")
+        st.dataframe(groups, hide_index=True, placeholder="–", column_config={
+            "Test acc. %": st.column_config.NumberColumn(format="%.2f", help="Mean over the seeds"),
+            "± std": st.column_config.NumberColumn(format="%.2f", help="Sample standard deviation over the seeds, in "
+                                                   "points"),
+            tables.ECE: st.column_config.NumberColumn(format="%.2f", help="Mean over the seeds"),
+            tables.CORRUPTED: st.column_config.NumberColumn(format="%.2f", help="Mean over the seeds"),
+            "LR": st.column_config.NumberColumn(format="%g"),
+            "Weight decay": st.column_config.NumberColumn(format="%g"),
+        })
 
 if not stragglers.empty:
     st.subheader("Not finished")

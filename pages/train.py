@@ -5,7 +5,7 @@ from collections.abc import Callable
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from convnets.config import AUGMENTATIONS, DATASETS, OPTIMIZERS, SCHEDULES, RunConfig
+from convnets.config import AUGMENTATIONS, DATASETS, MAX_SWEEP, OPTIMIZERS, SCHEDULES, RunConfig, sweep
 from convnets.data import check_data_dir
 from convnets.device import available_devices
 from convnets.errors import ConvnetsError
@@ -18,6 +18,10 @@ from dashboard import common, figures, study, training
 STATE_COLOURS = {State.QUEUED: "gray", State.RUNNING: "blue", State.FINISHED: "green", State.FAILED: "red",
                  State.CANCELLED: "orange", State.INTERRUPTED: "orange", State.DAMAGED: "red"}
 POLL_SECONDS = 1.0
+# Labels unlike the form's own ("Epochs", "Batch size"), so that each names one input
+SWEEP_INPUTS = (("lr", "Learning rates", "e.g. 0.1, 0.05"), ("epochs", "Epoch counts", "e.g. 10, 20"),
+                ("batch_size", "Images per batch", "e.g. 64, 128"),
+                ("weight_decay", "Weight decays", "e.g. 5e-4, 1e-4"))
 
 
 def launch(config: RunConfig, device: str, data_dir: str) -> None:
@@ -37,6 +41,22 @@ def launch(config: RunConfig, device: str, data_dir: str) -> None:
     else:
         st.toast(f"Training {job.config.model} on {common.DATASET_LABELS[job.config.dataset]}: job {job.job_id} is "
                  f"{job.state}")
+
+
+def launch_all(configs: list[RunConfig], device: str, data_dir: str) -> None:
+    """Submit one job per configuration of a sweep; they train one after another in the queue."""
+    manager, trained, failed = JobManager(), 0, []
+    for config in configs:
+        try:
+            trained += manager.submit(config, device=device, data_dir=data_dir).state == State.CACHED
+        except ConvnetsError as e:
+            failed.append(str(e))
+    queued = len(configs) - trained - len(failed)
+    st.success(f"Queued {common.plural(queued, 'job')}"
+               + (f"; {common.plural(trained, 'configuration')} trained already" if trained else "") + ".",
+               icon=":material/playlist_add_check:")
+    for message in failed:
+        st.error(message, icon=":material/error:")
 
 
 def job_card(manager: JobManager, job: Job) -> None:
@@ -163,11 +183,28 @@ with st.form("train"):
         augment = more[4].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(recipe.augment),
                                     help="crop-flip: random 4-pixel shifts and mirroring; flip: mirroring only; "
                                     "shift: 2-pixel shifts only (for digits)", key=f"augment-{key}")
+    with st.expander("Several seeds, or a small sweep"):
+        st.caption(f"Each run is a job of its own in the queue (at most {MAX_SWEEP}). Seeds count up from the seed "
+                   "above; a list below trains every combination of its values, each with every seed.")
+        grid = st.columns(5)
+        seeds = grid[0].number_input("Seeds", min_value=1, max_value=MAX_SWEEP, value=1, key=f"seeds-{key}",
+                                     help="How many seeds of each recipe: the Leaderboard shows their mean ± std")
+        texts = {name: grid[i].text_input(label, placeholder=example, key=f"sweep-{name}-{key}")
+                 for i, (name, label, example) in enumerate(SWEEP_INPUTS, start=1)}
     if st.form_submit_button("Train", type="primary", icon=":material/play_arrow:", disabled=source is None):
         chosen = recipe.customised(
             epochs=int(epochs), batch_size=int(batch_size), lr=lr, optimizer=optimizer,
             schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing, augment=augment)
-        launch(RunConfig(model, dataset, chosen, seed=int(seed), data_copy=source.copy), device, common.data_dir())
+        base = RunConfig(model, dataset, chosen, seed=int(seed), data_copy=source.copy)
+        try:
+            configs = sweep(base, range(int(seed), int(seed) + int(seeds)), training.sweep_values(texts))
+        except ConvnetsError as e:
+            st.error(str(e), icon=":material/error:")
+        else:
+            if len(configs) == 1:
+                launch(configs[0], device, common.data_dir())
+            else:
+                launch_all(configs, device, common.data_dir())
 
 study.section(common.data_dir())
 

@@ -1,10 +1,13 @@
 """Real-browser tests: `streamlit run dashboard/app.py` driven by Chromium through Playwright.
 
-The server reads a store trained in this process (predictions need only the store) and the synthetic data
-folder, whose CIFAR-10 copy needs no checksums, so a job launched from the Train page can train on it.
+The server reads a store trained in this process (predictions need only the store) and a copy of the synthetic data
+folder that it can read without this process's patched checksums (the CIFAR-10 folder needs none, and MNIST idx
+files stored unpacked are not checked): a job launched from the Train page trains on it, and the pages show its
+test images.
 Screenshots of every page land in artifacts/screenshots/.
 """
 
+import gzip
 import io
 import os
 import re
@@ -21,6 +24,8 @@ import pytest
 from PIL import Image
 from ui_helpers import built_store, copy_runs  # noqa: F401 - built_store is a fixture
 
+from convnets import data as datamod
+
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"the browser tests drive {CHROMIUM}, "
                                 "which is missing (apt-get install chromium)")
@@ -28,8 +33,9 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"the browse
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 READY = "[data-testid=stApp][data-test-script-state=notRunning]"
-PAGES = {"leaderboard": "Leaderboard", "curves": "Training curves", "errors": "Errors", "draw": "Draw a digit",
-         "photo": "Classify a photo", "inside": "Inside the net", "train": "Train", "datasets": "Datasets"}
+PAGES = {"leaderboard": "Leaderboard", "curves": "Training curves", "errors": "Errors", "compare": "Compare",
+         "robustness": "Robustness", "draw": "Draw a digit", "photo": "Classify a photo", "inside": "Inside the net",
+         "train": "Train", "datasets": "Datasets"}
 HEAT_MAPS = ".st-key-heatmaps [data-testid=stImage] img"
 RUN_ID = re.compile(r"lenet5-cifar10-[0-9a-f]{10}")
 CANVAS_SIDE = 336  # pages/draw.py: large enough for a finger (it was 280)
@@ -59,9 +65,14 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60) -> Non
 def server(built_store, synthetic_root, tmp_path_factory):  # noqa: F811 - the fixture imported above
     """A dashboard server on a private copy of the tiny store; yields its URL and its home."""
     home = copy_runs(built_store, tmp_path_factory.mktemp("browser-home"))
+    data = tmp_path_factory.mktemp("browser-data")
+    (data / datamod.JPEG_DIR).symlink_to(synthetic_root[0] / datamod.JPEG_DIR)
+    (data / "MNIST" / "raw").mkdir(parents=True)
+    for packed in (synthetic_root[0] / "MNIST" / "raw").glob("*.gz"):
+        (data / "MNIST" / "raw" / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
     port = free_port()
     env = {**os.environ, "CONVNETS_HOME": str(home), "CONVNETS_ZOO": "", "CONVNETS_OFFLINE": "1",
-           "CONVNETS_DATA": str(synthetic_root[0])}
+           "CONVNETS_DATA": str(data)}
     log = open(home / "streamlit.log", "wb")  # noqa: SIM115 - closed after the server stops
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
                                 str(port), "--server.headless", "true"], cwd=ROOT, env=env, stdout=log,
@@ -296,6 +307,35 @@ def test_the_train_page_refuses_a_missing_data_folder_and_the_folder_survives_a_
         set_data_folder(page, before)
     assert page.locator("[data-testid=stFormSubmitButton] button").is_enabled()
     assert (home / "settings.json").read_text().count(before) == 1
+
+
+def test_comparing_two_runs_shows_their_table_test_and_disagreements(server, page):
+    from convnets.store import RunStore
+
+    _, home = server
+    store = RunStore(home, zoo="")
+    runs = sorted(store.finished("mnist"), key=lambda r: r.config.model)  # lenet5, ref_lenet_mnist
+    for run, wrong in zip(runs, (range(10, 14), range(0, 9))):  # both get every synthetic digit right: make them differ
+        p = run.predictions()
+        p.predicted[list(wrong)] = (p.labels[list(wrong)] + 3) % 10
+        run.save_predictions(p)
+    visit(page, "Compare")
+    main = page.get_by_test_id("stMain")
+    main.get_by_text("McNemar p").first.wait_for()
+    assert page.locator("[data-testid=stException]").count() == 0
+    cards = main.locator("[data-testid=stMetric]")
+    assert cards.count() == 4
+    assert re.search(r"\d+\.\d\d%", cards.nth(0).inner_text()) and "points" in cards.nth(2).inner_text()
+    assert main.get_by_text("On the 200 test images of MNIST (official), they disagree on 13:").count() == 1
+    assert main.get_by_role("tab", name=re.compile(r"Only A right \(\d+\)")).count() == 1
+    page.wait_for_timeout(1000)  # the charts and the images draw after the script ends
+    first_tab = main.get_by_role("tabpanel").first
+    assert first_tab.locator("[data-testid=stImage] img").count() in (4, 9)  # the test images only A gets right
+    screenshot(page, "compare-runs")
+    main.get_by_role("tab", name=re.compile(r"Only B right")).click()
+    page.wait_for_timeout(500)
+    main.get_by_text("One cell of the confusion matrix, both runs").scroll_into_view_if_needed()
+    screenshot(page, "compare-only-b")
 
 
 def test_a_job_launched_from_the_train_page_reaches_the_leaderboard(server, page):

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from convnets.cli import main
+from convnets.store import RunStore
 
 TRAIN = ["train", "--model", "lenet5", "--dataset", "mnist", "--epochs", "2", "--batch-size", "32"]
 
@@ -52,6 +53,8 @@ def test_train_json_contract_then_cache_runs_eval(capsys, data_dir):
     assert code == 0 and evaluation["test_accuracy"] == pytest.approx(first["test_accuracy"])
     matrix = evaluation["confusion_matrix"]
     assert len(matrix) == 10 and all(len(row) == 10 for row in matrix) and sum(map(sum, matrix)) == 200
+    stored = RunStore().require(first["run_id"]).calibration()  # from the predictions kept at the end of training
+    assert 0 < evaluation["calibration_error"] < 1 and evaluation["calibration_error"] == pytest.approx(stored["ece"])
 
 
 def test_predict_gives_every_model_for_every_image(capsys, data_dir, tmp_path):

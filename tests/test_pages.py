@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from ui_helpers import FAILED_ERROR, built_store, copy_runs  # noqa: F401 - built_store is a fixture
+from ui_helpers import FAILED_ERROR, built_store, copy_runs, tiny_config  # noqa: F401 - built_store is a fixture
 
+from convnets import data as datamod
+from convnets.compare import compare
 from convnets.config import RunConfig
 from convnets.data import default_data_dir
 from convnets.jobs import JobManager
@@ -22,11 +24,12 @@ from convnets.models import default_recipe, get_model
 from convnets.reporting import short_id
 from convnets.schema import ACTIVE
 from convnets.store import RunStore
+from convnets.train import train_run
 from dashboard import figures
-from dashboard.tables import OFFICIAL
+from dashboard.tables import CORRUPTED, ECE, OFFICIAL
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-RESULT_PAGES = ["leaderboard", "curves", "errors", "draw", "photo", "inside"]
+RESULT_PAGES = ["leaderboard", "curves", "errors", "compare", "robustness", "draw", "photo", "inside"]
 
 
 def open_page(name: str, query: dict[str, str] | None = None, **state) -> AppTest:
@@ -428,3 +431,182 @@ def test_the_data_folder_survives_a_reload(home, data_dir):
     assert again.text_input(key="data_dir").value == str(data_dir)
     (home / "settings.json").write_text('{"data_dir": ')  # torn by hand: the default, and no error
     assert open_page("train").text_input(key="data_dir").value == str(default_data_dir())
+
+
+# --- comparing runs, calibration, robustness, seeds ---------------------------------------------------------
+
+
+def mnist_pair(store: RunStore) -> tuple[dict, dict]:
+    return summary_of(store, "lenet5", "mnist"), summary_of(store, "ref_lenet_mnist", "mnist")
+
+
+def test_compare_page_shows_the_table_the_test_and_the_answers_without_the_data(store):
+    at = open_page("compare")  # CIFAR-10 has one finished run here: MNIST is the only dataset to compare
+    ids = at.selectbox(key="compare_a").options
+    assert len(ids) == 2 and "compare_dataset" not in [b.key for b in at.button_group]  # no dataset to choose
+    a, b = (store.require(at.selectbox(key=k).value) for k in ("compare_a", "compare_b"))
+    result = compare(a.predictions(), b.predictions())
+    cards = {m.label: m.value for m in at.metric}
+    assert cards[f"A · {a.config.model}"] == f"{result['accuracy_a']:.2%}"
+    assert cards[f"B · {b.config.model}"] == f"{result['accuracy_b']:.2%}"
+    assert cards["McNemar p"] == f"{result['mcnemar_p']:.2g}"
+    table = at.dataframe[0].value
+    assert table.loc["A right", "B wrong"] == result["table"]["only_a"]
+    assert table.loc["A wrong", "B right"] == result["table"]["only_b"]
+    assert int(table.to_numpy().sum()) == 200
+    assert "not in the data folder" in texts(at)  # so the galleries list answers without images
+    assert not at.image
+    assert [t.label for t in at.tabs] == [f"Only A right ({result['table']['only_a']})",
+                                          f"Only B right ({result['table']['only_b']})"]
+    assert len(at.get("plotly_chart")) == 1  # the two reliability diagrams, in one chart
+
+    at.selectbox(key="compare_b").set_value(at.selectbox(key="compare_a").value).run()
+    assert "Pick two different runs." in texts(at)
+
+
+def disagree(run, wrong: range) -> None:
+    """The tiny MNIST runs get every synthetic test image right: give one of them some mistakes to show."""
+    p = run.predictions()
+    p.predicted[list(wrong)] = (p.labels[list(wrong)] + 1) % 10
+    p.confidence[list(wrong)] = np.linspace(0.9, 0.5, len(wrong))
+    run.save_predictions(p)
+
+
+def test_compare_page_galleries_show_the_test_images_with_both_answers(store, data_dir):
+    at = open_page("compare", data_dir=str(data_dir))
+    a, b = (store.require(at.selectbox(key=k).value) for k in ("compare_a", "compare_b"))
+    disagree(b, range(0, 7))
+    disagree(a, range(10, 15))
+    at.run()
+    pa, pb = a.predictions(), b.predictions()
+    result = compare(pa, pb)
+    assert result["table"] == {"both_right": 188, "only_a": 7, "only_b": 5, "both_wrong": 0}
+    assert not at.exception and "not in the data folder" not in texts(at)
+    galleries = [image.captions for image in at.image]
+    only_a, only_b = galleries[0], galleries[1]
+    assert len(only_a) == 7 and len(only_b) == 5
+    labels = datamod.CLASSES["mnist"]
+    true, wrong = labels[pa.labels[0]], labels[(pa.labels[0] + 1) % 10]
+    # B's most confident mistake first, with A's own confidence
+    assert only_a[0] == f"{true} · A: {true} {float(pa.confidence[0]):.0%} · B: {wrong} 90%"
+    # the confusion cell, side by side: pick one that A has images in
+    cell = next((t, p) for t in range(10) for p in range(10)
+                if t != p and ((pa.labels == t) & (pa.predicted == p)).any())
+    at.selectbox(key="compare_true").set_value(cell[0])
+    at.selectbox(key="compare_predicted").set_value(cell[1]).run()
+    counts = [int(((p.labels == cell[0]) & (p.predicted == cell[1])).sum()) for p in (pa, pb)]
+    shown = "\n".join(m.value for m in at.markdown)
+    assert f"**A · {a.config.model}**: {counts[0]} image" in shown and f"**B · {b.config.model}**: {counts[1]} image" \
+        in shown
+
+
+def test_compare_page_computes_the_predictions_a_run_lacks(store, data_dir):
+    a, _ = mnist_pair(store)
+    (store.require(a["run_id"]).path / "predictions.npz").unlink()
+    at = open_page("compare", data_dir=str(data_dir / "missing"))
+    assert "was trained before per-image predictions were kept" in texts(at) and not at.metric
+    at.button(key=f"predict-{a['run_id']}").click().run()
+    assert "needs its test split" in at.error[0].value  # the data is not where the sidebar says
+    at.session_state["data_dir"] = str(data_dir)
+    at.run()
+    at.button(key=f"predict-{a['run_id']}").click().run()
+    at.run()
+    assert not at.exception and store.require(a["run_id"]).predictions() is not None
+    assert at.metric and at.dataframe
+
+
+def test_errors_page_shows_the_images_of_a_chosen_cell_and_the_calibration(store, data_dir):
+    cifar = summary_of(store, "lenet5", "cifar10")
+    run = store.require(cifar["run_id"])
+    predictions = run.predictions()
+    at = open_page("errors", dataset_filter="cifar10", data_dir=str(data_dir))
+    true, predicted = next((t, p) for t in range(10) for p in range(10)
+                           if t != p and ((predictions.labels == t) & (predictions.predicted == p)).sum() >= 2)
+    at.selectbox(key="cell_true").set_value(true)
+    at.selectbox(key="cell_predicted").set_value(predicted).run()
+    count = int(((predictions.labels == true) & (predictions.predicted == predicted)).sum())
+    classes = datamod.CLASSES["cifar10"]
+    assert f"{count} test images of class {classes[true]} predicted as {classes[predicted]}" in texts(at)
+    cell_gallery = at.image[0].captions
+    assert len(cell_gallery) == count and cell_gallery[0].startswith("#")
+    assert {m.label: m.value for m in at.metric}["Expected calibration error"] == f"{run.calibration()['ece']:.2%}"
+    assert len(at.image[-1].captions) == len(run.mistakes()[1])  # the mistakes gallery stays last
+
+
+def test_leaderboard_has_the_calibration_and_corruption_columns_and_groups_seeds(store, data_dir):
+    at = open_page("leaderboard")
+    board = at.dataframe[0].value
+    for summary in (s for s in (r.summary() for r in store.finished())):
+        row = board[board["Run"] == summary["run_id"]].iloc[0]
+        assert row[ECE] == pytest.approx(100 * summary["calibration_error"], abs=0.01)
+        assert row[CORRUPTED] == pytest.approx(100 * summary["corruption_accuracy"], abs=0.01)
+    assert "No recipe has finished with more than one seed yet" in texts(at)
+
+    seed0 = summary_of(store, "lenet5", "mnist")
+    config = tiny_config("lenet5", "mnist", data_dir)
+    second, _ = train_run(RunConfig(config.model, config.dataset, config.recipe, seed=1, data_copy=config.data_copy),
+                          data_dir=str(data_dir), device="cpu")
+    at = open_page("leaderboard")
+    [groups] = [d.value for d in at.dataframe if "± std" in d.value.columns]
+    assert len(groups) == 1
+    row = groups.iloc[0]
+    accuracies = np.array([100 * seed0["test_accuracy"], 100 * second.summary()["test_accuracy"]])
+    assert row["n"] == 2 and row["Seeds"] == "0, 1" and row["Model"] == "lenet5"
+    assert row["Test acc. %"] == pytest.approx(accuracies.mean(), abs=0.01)
+    assert row["± std"] == pytest.approx(accuracies.std(ddof=1), abs=0.01)
+    assert len(at.dataframe[0].value) == 4  # the runs themselves stay listed one by one
+
+    # the curves page draws the pair as their mean with a band, or as two runs
+    at = open_page("curves")
+    at.multiselect[0].set_value([seed0["run_id"], second.run_id]).run()
+    assert at.toggle(key="curve_seeds").value
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert "mean of 2 seeds" in chart and '"fill":"toself"' in chart.replace(" ", "")
+    at.toggle(key="curve_seeds").set_value(False).run()
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert "mean of 2 seeds" not in chart and "toself" not in chart
+
+
+def test_robustness_page_charts_every_measured_run_and_measures_the_others(store, data_dir):
+    at = open_page("robustness", dataset_filter="mnist")
+    assert [b.value for b in at.button_group if b.key == "robustness_corruption"] == ["all (mean)"]
+    table = at.dataframe[0].value
+    assert len(table) == 2 and {"rotation", "translation", CORRUPTED, "Clean %"} <= set(table.columns)
+    for _, row in table.iterrows():
+        stored = store.require(row["Run"]).robustness()
+        assert row[CORRUPTED] == pytest.approx(100 * stored["mean_accuracy"], abs=0.01)
+    at.button_group(key="robustness_corruption").set_value("rotation").run()
+    assert not at.exception and "rotation" in at.get("plotly_chart")[0].proto.spec
+
+    cifar = summary_of(store, "lenet5", "cifar10")
+    (store.require(cifar["run_id"]).path / "robustness.json").unlink()
+    at = open_page("robustness", dataset_filter="cifar10", data_dir=str(data_dir))
+    assert "Not measured yet" in texts(at) and not at.dataframe
+    at.button[0].click().run()
+    assert not at.exception and at.dataframe[0].value["Run"].tolist() == [cifar["run_id"]]
+
+
+def test_train_page_queues_several_seeds_as_separate_jobs(data_dir, jobs):
+    at = open_page("train", data_dir=str(data_dir))
+    at.button_group(key="train_dataset").set_value("cifar10").run()
+    at.number_input[0].set_value(30)
+    at.number_input[1].set_value(8)
+    at.selectbox[1].set_value("cpu")
+    at.number_input(key="seeds-cifar10-lenet5").set_value(2)
+    at.text_input(key="sweep-lr-cifar10-lenet5").set_value("0.01, 0.02")
+    at.text_input(key="sweep-epochs-cifar10-lenet5").set_value("30 40")
+    at.number_input(key="seeds-cifar10-lenet5").set_value(5)
+    at.button[0].click().run()
+    assert "that is 20 runs; a sweep queues at most 16" in at.error[0].value and jobs.jobs() == []
+    at.text_input(key="sweep-epochs-cifar10-lenet5").set_value("3x")
+    at.button[0].click().run()
+    assert "epochs: '3x' is not a list of whole numbers" in at.error[0].value and jobs.jobs() == []
+
+    at.text_input(key="sweep-lr-cifar10-lenet5").set_value("")
+    at.text_input(key="sweep-epochs-cifar10-lenet5").set_value("")
+    at.number_input(key="seeds-cifar10-lenet5").set_value(2)
+    at.button[0].click().run()
+    assert not at.exception and "Queued 2 jobs." in at.success[0].value
+    queued = jobs.jobs()
+    assert sorted(j.config.seed for j in queued) == [0, 1]
+    assert len({j.config.group_id for j in queued}) == 1 and all(j.config.recipe.epochs == 30 for j in queued)

@@ -132,3 +132,33 @@ def test_a_malformed_run_config_file_is_a_clear_error(tmp_path, content):
     path.write_text(content)
     with pytest.raises(ConvnetsError, match="not a run configuration"):
         RunConfig.read(path)
+
+
+def test_seed_groups_hold_runs_identical_but_for_the_seed():
+    same = [RunConfig("lenet5", "mnist", Recipe(epochs=1), seed=seed) for seed in (0, 1, 12345)]
+    base = same[0]
+    assert len({c.group_id for c in same}) == 1 and len({c.run_id for c in same}) == 3
+    others = [RunConfig("lenet5", "mnist", Recipe(epochs=2)), RunConfig("lenet5", "mnist", Recipe(epochs=1, lr=0.2)),
+              RunConfig("lenet5", "cifar10", Recipe(epochs=1)), RunConfig("resnet20", "mnist", Recipe(epochs=1)),
+              RunConfig("lenet5", "mnist", Recipe(epochs=1), data_copy="jpeg")]
+    assert all(o.group_id != base.group_id for o in others)
+    assert len({o.group_id for o in others}) == len(others)
+
+
+def test_a_sweep_is_every_combination_times_every_seed():
+    from convnets.config import MAX_SWEEP, sweep
+
+    base = RunConfig("lenet5", "mnist", Recipe(epochs=1, lr=0.1), seed=3)
+    configs = sweep(base, [3, 4], {"lr": [0.1, 0.05], "epochs": [1, 2]})
+    assert len(configs) == 8 == len({c.run_id for c in configs})
+    assert {(c.recipe.lr, c.recipe.epochs, c.seed) for c in configs} == {
+        (lr, e, s) for lr in (0.1, 0.05) for e in (1, 2) for s in (3, 4)}
+    assert all(c.recipe.batch_size == 128 and c.model == "lenet5" for c in configs)
+    assert len({c.group_id for c in configs}) == 4  # each recipe's two seeds form one group
+    assert sweep(base, [3, 3], {"lr": [0.1, 0.1]}) == [base]  # repeats are one run
+    with pytest.raises(ConvnetsError, match=f"that is 18 runs; a sweep queues at most {MAX_SWEEP}"):
+        sweep(base, [0, 1, 2], {"lr": [0.1, 0.2, 0.3], "epochs": [1, 2]})
+    with pytest.raises(ConvnetsError, match="a sweep varies only lr, epochs, batch_size, weight_decay, not momentum"):
+        sweep(base, [0], {"momentum": [0.9]})
+    with pytest.raises(ConvnetsError, match="weight-decay 0.5 is out of range"):
+        sweep(base, [0], {"weight_decay": [0.0, 0.5]})

@@ -39,6 +39,9 @@ def test_build_ships_compact_runs_and_a_results_table(tiny_zoo, data_dir, capsys
     evaluation = json.loads((tiny_zoo / "runs" / shipped["run_id"] / "evaluation.json").read_text())
     moved = abs(evaluation["test_accuracy"] - evaluation["trained_weights_test_accuracy"])
     assert evaluation["weights"] == shipped["weights"] and (moved <= zoo.SHIP_TOLERANCE or shipped["weights"] == "fp32")
+    shipped_run = RunStore(zoo=tiny_zoo).get(shipped["run_id"])  # the shipped weights' answers and robustness too
+    assert shipped_run.predictions().accuracy == pytest.approx(evaluation["test_accuracy"])
+    assert shipped_run.robustness()["clean_accuracy"] == pytest.approx(evaluation["test_accuracy"])
     assert shipped["target"] is None and missing["target"] == pytest.approx(0.798 - 0.033)
     table = (tiny_zoo / "results.md").read_text()
     assert "CIFAR-10 JPEG copy" in table and "| ref_lenet | cifar10 | – |" in table and "not trained yet" in table
@@ -70,6 +73,27 @@ def test_the_shipped_zoo_is_the_pinned_recipes_and_its_table():
     assert len(table) == len(zoo.ENTRIES)
     readme = (zoo.ZOO_DIR.parent / "README.md").read_text()
     assert all(line in readme for line in (zoo.ZOO_DIR / "results.md").read_text().splitlines() if line)
+
+
+def test_every_shipped_run_has_its_answers_and_its_robustness():
+    """The dashboard compares the zoo's runs image by image and under corruption on a machine without the data: every
+    shipped run carries its answer for each test image (in agreement with its evaluation) and its robustness."""
+    from convnets.corruptions import SEVERITIES, names
+
+    store = RunStore(zoo=zoo.ZOO_DIR)
+    for run in (store.get(p.name) for p in sorted((zoo.ZOO_DIR / "runs").iterdir())):
+        evaluation, predictions, measured = run.evaluation(), run.predictions(), run.robustness()
+        assert predictions is not None and measured is not None, run.run_id
+        assert len(predictions) == evaluation["test_images"] == 10_000
+        per_class = [sum(row) for row in evaluation["confusion_matrix"]]
+        assert [int((predictions.labels == c).sum()) for c in range(10)] == per_class, run.run_id
+        # the same weights; the GPU entries were evaluated in bf16 there and are predicted in fp32 on the CPU here
+        assert abs(predictions.accuracy - evaluation["test_accuracy"]) <= 0.001, run.run_id
+        assert set(measured["accuracy"]) == set(names(run.config.dataset)) and measured["subset"] == 1000
+        assert all(len(row) == SEVERITIES for row in measured["accuracy"].values())
+        assert abs(measured["clean_accuracy"] - evaluation["test_accuracy"]) < 0.03  # a 1,000-image subset
+        assert 0 < run.calibration()["ece"] < 0.2
+    assert sum(f.stat().st_size for f in zoo.ZOO_DIR.rglob("*") if f.is_file()) < 32 * 2**20  # it travels
 
 
 def test_every_shipped_runs_recorded_command_makes_exactly_its_configuration(data_dir):

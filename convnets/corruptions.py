@@ -1,0 +1,131 @@
+"""Common corruptions at five severities, from torchvision's ``transforms.v2`` functionals.
+
+The strengths are the published ones: CIFAR-10-C's (Hendrycks & Dietterich 2019, ``make_cifar_c.py``) for
+CIFAR-10, and MNIST-C's (Mu & Gilmer 2019, ``corruptions.py``) for digits, which adds rotation and translation.
+Severity 0 is the image as it is. A corruption's random draws (the noise, each image's direction of rotation or
+shift) depend on the seed alone and are the same at every severity, so a stronger severity is the same
+corruption made stronger, and every model of a dataset is measured on the very same corrupted images.
+
+Where a functional differs from the reference: contrast blends towards the image's grey mean (``adjust_contrast``)
+where CIFAR-10-C blends each channel towards its own mean; blur pads by reflection where scikit-image repeats the
+edge.
+Brightness has no functional that matches: torchvision's multiplies, CIFAR-10-C adds to the HSV value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torchvision.transforms.v2.functional as F
+from torchvision.transforms import InterpolationMode
+
+from .errors import ConvnetsError
+
+SEVERITIES = 5
+
+# name -> strength at severities 1..5, per dataset
+STRENGTHS: dict[str, dict[str, tuple[float, ...]]] = {
+    "cifar10": {
+        "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),  # std, on a 0..1 scale
+        "gaussian_blur": (0.4, 0.6, 0.7, 0.8, 1.0),  # sigma, pixels
+        "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),  # factor
+        "brightness": (0.05, 0.1, 0.15, 0.2, 0.3),  # added to the HSV value
+        "jpeg": (80, 65, 58, 50, 40),  # quality
+        "pixelate": (0.95, 0.9, 0.85, 0.75, 0.65),  # side kept
+    },
+    "mnist": {
+        "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),
+        "gaussian_blur": (1, 2, 3, 4, 6),
+        "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),
+        "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),
+        "jpeg": (25, 18, 15, 10, 7),
+        "pixelate": (0.6, 0.5, 0.4, 0.3, 0.25),
+        "rotation": (0.2, 0.4, 0.6, 0.8, 1.0),  # radians, clockwise or not at random
+        "translation": (1, 2, 3, 4, 5),  # pixels along each axis, each direction at random
+    },
+}
+
+
+def names(dataset: str) -> list[str]:
+    return list(STRENGTHS[dataset])
+
+
+def corrupt(images: torch.Tensor, name: str, severity: int, dataset: str, seed: int = 0) -> torch.Tensor:
+    """``images`` (N×C×H×W uint8) under corruption ``name`` at ``severity`` (0: unchanged), deterministically."""
+    table = STRENGTHS[dataset]
+    if name not in table:
+        raise ConvnetsError(f"unknown corruption '{name}' for {dataset} ({', '.join(table)})")
+    if not 0 <= severity <= SEVERITIES:
+        raise ConvnetsError(f"severity {severity} is out of range: allowed 0 to {SEVERITIES}")
+    if severity == 0:
+        return images.clone()
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + list(table).index(name))
+    return _CORRUPTIONS[name](images, table[name][severity - 1], generator)
+
+
+def _gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator) -> torch.Tensor:
+    with torch.random.fork_rng(devices=[]):  # the functional draws from the global generator: seed a private copy
+        torch.manual_seed(int(torch.randint(2**62, (), generator=generator)))
+        return F.gaussian_noise(x, sigma=std)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float, _: torch.Generator) -> torch.Tensor:
+    radius = int(4 * sigma + 0.5)  # scikit-image's kernel, which the references blur with
+    size = min(2 * radius + 1, 2 * min(x.shape[-2:]) - 1)  # reflection pads less than a side
+    return F.gaussian_blur(x, [size, size], [sigma, sigma])
+
+
+def _contrast(x: torch.Tensor, factor: float, _: torch.Generator) -> torch.Tensor:
+    return F.adjust_contrast(x, factor)
+
+
+def _brightness(x: torch.Tensor, shift: float, _: torch.Generator) -> torch.Tensor:
+    """HSV value + shift with hue and saturation kept: every channel scales by new value / value; black turns grey."""
+    rgb = x.float() / 255
+    value = rgb.amax(dim=1, keepdim=True)
+    brighter = (value + shift).clamp(max=1)
+    out = torch.where(value > 0, rgb * brighter / value.clamp_min(1e-12), brighter)
+    return (out * 255).round().to(torch.uint8)
+
+
+def _jpeg(x: torch.Tensor, quality: float, _: torch.Generator) -> torch.Tensor:
+    return F.jpeg(x, int(quality))
+
+
+def _pixelate(x: torch.Tensor, kept: float, _: torch.Generator) -> torch.Tensor:
+    """Box-filtered down and up, as the references do: only the PIL kernel of ``resize`` has a box filter (tensors'
+    bilinear and nearest resizing misplace the enlarged pixels by more than the pixelation changes them)."""
+    h, w = x.shape[-2:]
+    out = torch.empty_like(x)
+    for i, image in enumerate(x):
+        small = F.resize(F.to_pil_image(image), [int(h * kept), int(w * kept)], interpolation=InterpolationMode.BOX)
+        out[i] = F.pil_to_tensor(F.resize(small, [h, w], interpolation=InterpolationMode.BOX))
+    return out
+
+
+def _rotation(x: torch.Tensor, radians: float, generator: torch.Generator) -> torch.Tensor:
+    clockwise = torch.rand(len(x), generator=generator) < 0.5
+    degrees = math.degrees(radians)
+    turned = [F.rotate(x, a, interpolation=InterpolationMode.BILINEAR) for a in (degrees, -degrees)]
+    return torch.where(clockwise[:, None, None, None], turned[1], turned[0])
+
+
+def _translation(x: torch.Tensor, pixels: float, generator: torch.Generator) -> torch.Tensor:
+    signs = torch.randint(0, 2, (len(x), 2), generator=generator) * 2 - 1
+    out = torch.empty_like(x)
+    for dx in (-1, 1):
+        for dy in (-1, 1):
+            chosen = (signs[:, 0] == dx) & (signs[:, 1] == dy)
+            if chosen.any():
+                out[chosen] = F.affine(x[chosen], angle=0.0, translate=[dx * pixels, dy * pixels], scale=1.0,
+                                       shear=[0.0, 0.0])
+    return out
+
+
+_CORRUPTIONS: dict[str, Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]] = {
+    "gaussian_noise": _gaussian_noise, "gaussian_blur": _gaussian_blur, "contrast": _contrast,
+    "brightness": _brightness, "jpeg": _jpeg, "pixelate": _pixelate, "rotation": _rotation,
+    "translation": _translation,
+}
