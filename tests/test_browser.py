@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 from ui_helpers import built_store, copy_runs  # noqa: F401 - built_store is a fixture
 
 from convnets import data as datamod
+from convnets.imaging import prepare_drawing
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"the browser tests drive {CHROMIUM}, "
@@ -39,6 +40,7 @@ PAGES = {"leaderboard": "Leaderboard", "curves": "Training curves", "errors": "E
 HEAT_MAPS = ".st-key-heatmaps [data-testid=stImage] img"
 RUN_ID = re.compile(r"lenet5-cifar10-[0-9a-f]{10}")
 CANVAS_SIDE = 336  # pages/draw.py: large enough for a finger (it was 280)
+PEN = 24  # pages/draw.py: STROKE_WIDTH
 
 
 def free_port() -> int:
@@ -170,9 +172,11 @@ def test_drawing_a_digit_shows_every_mnist_models_prediction(page):
     page.wait_for_selector("text=nothing drawn yet")
 
 
-def open_canvas(page) -> dict:
-    """The Draw page's canvas, mounted and reported to the server; returns its box on the page."""
-    visit(page, "Draw a digit")
+def open_canvas(page, navigate: bool = True) -> dict:
+    """The Draw page's canvas, mounted and reported to the server; returns its box on the page. `navigate`: go
+    there through the sidebar first (False: the page is already on its way there)."""
+    if navigate:
+        visit(page, "Draw a digit")
     canvas = page.locator("canvas").last
     canvas.wait_for()
     page.wait_for_timeout(500)
@@ -244,6 +248,66 @@ def test_a_scribble_says_so_and_undo_takes_back_the_last_stroke(page):
     screenshot(page, "draw-undo")
     page.get_by_role("button", name=re.compile("Undo")).click()
     page.wait_for_selector("text=(nothing drawn)")
+
+
+# Three shapes that nothing reads alike, in canvas coordinates: a bar, a 7 and a ring.
+SHAPES = {
+    "bar": [(168, 40), (168, 296)],
+    "seven": [(70, 60), (266, 60), (130, 290)],
+    "ring": [(168 + 90 * np.sin(a), 168 - 125 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 17)],
+}
+
+
+def expected_input(points: list[tuple[float, float]]) -> np.ndarray:
+    """The stroke drawn with the canvas's pen (round ends and joints), prepared as the page prepares a drawing: the
+    input a session that drew it should show, up to the canvas's smoothing of the line."""
+    canvas = Image.new("L", (CANVAS_SIDE, CANVAS_SIDE))
+    pen = ImageDraw.Draw(canvas)
+    pen.line(points, fill=255, width=PEN, joint="curve")
+    for x, y in (points[0], points[-1]):
+        pen.ellipse((x - PEN / 2, y - PEN / 2, x + PEN / 2, y + PEN / 2), fill=255)
+    return prepare_drawing(np.asarray(canvas), on_black=True).image
+
+
+def strokes_at_once(pages: list, boxes: list[dict], shapes: list[list[tuple[float, float]]]) -> None:
+    """Every page presses, moves a step and releases in turn, so that the strokes' updates reach the server
+    within moments of each other and their reruns overlap there."""
+    paths = [[(xa + (xb - xa) * i / 10, ya + (yb - ya) * i / 10) for (xa, ya), (xb, yb) in zip(s, s[1:])
+              for i in range(1, 11)] for s in shapes]
+    for page, box, shape in zip(pages, boxes, shapes):
+        page.mouse.move(box["x"] + shape[0][0], box["y"] + shape[0][1])
+        page.mouse.down()
+    for step in range(max(map(len, paths))):
+        for page, box, path in zip(pages, boxes, paths):
+            if step < len(path):
+                page.mouse.move(box["x"] + path[step][0], box["y"] + path[step][1])
+    for page in pages:
+        page.mouse.up()
+
+
+def test_sessions_drawing_at_once_each_see_their_own_drawing_read(server, page):
+    url, _ = server
+    contexts = [page.context.browser.new_context(viewport={"width": 1400, "height": 900}) for _ in SHAPES]
+    try:
+        sessions = [context.new_page() for context in contexts]
+        for session in sessions:
+            session.set_default_timeout(60_000)
+            session.goto(f"{url}/draw", wait_until="commit")  # all three load at once
+        boxes = [open_canvas(session, navigate=False) for session in sessions]
+        strokes_at_once(sessions, boxes, list(SHAPES.values()))
+        for session in sessions:
+            session.wait_for_selector("[data-testid=stMain] [data-testid=stImage] img")
+            session.wait_for_selector(READY)
+            assert session.locator("[data-testid=stException]").count() == 0
+        seen = [model_input(session)[2::4, 2::4].astype(float) for session in sessions]  # one pixel per block
+        expected = [expected_input(shape).astype(float) for shape in SHAPES.values()]
+        for name, image, session in zip(SHAPES, seen, sessions):
+            likeness = {other: np.corrcoef(image.ravel(), e.ravel())[0, 1] for other, e in zip(SHAPES, expected)}
+            assert max(likeness, key=likeness.get) == name and likeness[name] > 0.9, (name, likeness)
+            screenshot(session, f"draw-session-{name}")
+    finally:
+        for context in contexts:
+            context.close()
 
 
 def test_inside_the_net_from_the_draw_page_shows_a_heat_map_for_every_mnist_model(page):
