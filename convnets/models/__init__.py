@@ -56,8 +56,9 @@ class ModelSpec:
         return sum(p.numel() for p in self.build(dataset).parameters() if p.requires_grad)
 
 
-# PyTorch's OneCycleLR shape (cosine, momentum cycled 0.95-0.85, warm-up 30 %): with it a plain PyTorch loop reached
-# 87.2 % with ResNet-20 in 40 epochs where the linear one-cycle gave the engine 85.08 % (JPEG copy, zoo issue).
+# PyTorch's OneCycleLR shape (cosine, momentum cycled 0.95-0.85, warm-up 30 %), the shape most PyTorch code trains
+# with. It is not where the zoo issue's two points went: on the same CPU a plain OneCycleLR loop ended ResNet-20 at
+# 84.79 %, the engine's linear one-cycle at 85.08 % (40 epochs, JPEG copy; bench/README.md, accuracy_parity.py).
 _CYCLE = {"schedule": "onecycle-cos", "warmup": 0.3}
 
 
