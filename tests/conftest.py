@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from convnets import data as datamod
@@ -94,3 +95,13 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("CONVNETS_OFFLINE", "1")
     monkeypatch.setenv("CONVNETS_DATA", str(tmp_path / "no-data"))
     return home
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules that run batches of a few images (`pytestmark = pytest.mark.usefixtures("one_thread")`): those
+    gain nothing from intra-op threads, and on a busy machine OpenMP's spinning workers make them many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,13 +27,7 @@ CASES = [(name, dataset) for name, spec in REGISTRY.items() for dataset in spec.
 BIG = {"wrn28_10"}  # 36 M parameters: integrated gradients' 32 passes over it take too long for a unit test
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One image at a time gains nothing from threads, and on a busy machine they make it many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_image(dataset: str, seed: int = 0) -> np.ndarray:

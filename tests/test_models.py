@@ -52,14 +52,7 @@ CASES = [(name, dataset) for name, spec in REGISTRY.items() for dataset in spec.
 BIG = {"wrn28_10"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Batches of 1-4 gain nothing from intra-op threads, and on a busy machine OpenMP's spinning workers
-    make them tens of times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(dataset: str, n: int) -> torch.Tensor:

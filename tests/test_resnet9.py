@@ -11,14 +11,7 @@ from torch import nn
 
 from convnets.models import get_model, resnet9
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small batches gain nothing from intra-op threads, and spinning OpenMP workers slow a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _conv_shapes(model: nn.Module) -> list[tuple[int, int]]:
