@@ -137,8 +137,10 @@ def test_models_for_filters_by_dataset():
     assert len(models_for("cifar10")) == len(REGISTRY) - 2  # all but the two MNIST-only reference nets
 
 
-def test_resnet_blocks_start_as_identity():
-    """The last BN gamma of every paper-ResNet block is zero, so a fresh block passes its shortcut through."""
+def test_paper_resnets_start_as_the_paper_does():
+    """He et al.'s init: every BN gamma at 1 (a zero last gamma per block made ResNet-20 under-fit), He-normal convs."""
     model = get_model("resnet20").build("cifar10")
-    lasts = [m.last[1].weight for m in model.modules() if hasattr(m, "last")]
-    assert len(lasts) == 9 and all((w == 0).all() for w in lasts)
+    gammas = [m.weight for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(gammas) == 19 and all((g == 1).all() for g in gammas)
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert abs(first.weight.std().item() - (2 / (3 * 3 * 3)) ** 0.5) < 0.1

@@ -5,9 +5,10 @@ is the CIFAR-10 net of Sec. 4.2: a 3x3 conv16, then three stages of n = (depth -
 (conv3x3-BN-ReLU-conv3x3-BN, add, ReLU) with 16/32/64 channels on 32/16/8 maps, global average pooling
 and fc10, so 6n + 2 weighted layers. Shortcuts are option A: identity, subsampled by 2 and zero-padded with
 the new channels where the shape changes, hence parameter-free; the parameter counts thus match Table 6
-(0.27M, 0.46M, 0.66M, 0.85M, 1.7M). Init is the paper's (He et al. 2015b), plus one addition: the last BN
-gamma of each block starts at zero (Goyal et al. 2017, arXiv:1706.02677), so every block starts as the
-identity, which makes short one-cycle schedules more stable.
+(0.27M, 0.46M, 0.66M, 0.85M, 1.7M). Init is the paper's (He et al. 2015b), BN gammas at 1. Starting each
+block's last gamma at zero instead (Goyal et al. 2017), as this module once did, made ResNet-20 under-fit the
+zoo's 50-epoch recipe (batch 256, lr 0.2, weight decay 5e-4, label smoothing 0.1, JPEG copy): 90.0 % training and
+85.68 % test accuracy, against 94.3 % and 88.01 % with the gammas at 1.
 
 `ref_resnet20` is the reference Keras study's ResNet-20: the same layout, with shortcuts that downsample
 by a 2x2 average pool, a 1x1 conv and BN (option B with pooling), and Keras init. Its Keras summary
@@ -92,11 +93,7 @@ def resnet(depth: int, image: Image) -> nn.Module:
     """The paper's CIFAR ResNet-`depth` (depth = 6n + 2) with option-A shortcuts."""
     if (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n + 2, got {depth}")
-    model = he_init(residual_net(image, (16, 32, 64), (depth - 2) // 6, shortcut="pad"))
-    for unit in model.modules():
-        if isinstance(unit, ResidualUnit):
-            nn.init.zeros_(unit.last[1].weight)
-    return model
+    return he_init(residual_net(image, (16, 32, 64), (depth - 2) // 6, shortcut="pad"))
 
 
 def ref_resnet20(image: Image) -> nn.Module:
