@@ -33,8 +33,9 @@ def predict_probs(model: nn.Module, split: Split, device: torch.device, batch_si
     return torch.cat(out)
 
 
-def evaluate(model: nn.Module, split: Split, device: torch.device) -> dict:
-    probs = predict_probs(model, split, device)
+def evaluate(model: nn.Module, split: Split, device: torch.device, cpu_bf16: bool = False) -> dict:
+    """Test loss and accuracy after an epoch; ``cpu_bf16`` for a model trained in bf16 on the CPU."""
+    probs = predict_probs(model, split, device, cpu_bf16=cpu_bf16)
     return {"loss": _loss(probs, split.labels), "accuracy": (probs.argmax(1) == split.labels).float().mean().item()}
 
 
