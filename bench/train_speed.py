@@ -13,7 +13,7 @@ untimed warm-up steps; the table gives the median rates and the median of the pe
 busy machine's drifting load hits both sides alike.
 
     python bench/train_speed.py [--device D] [--models M ...] [--rounds N] [--steps N] [--batch-size B]
-        [--workers W] [--variants channels-last contiguous compile compile-channels-last] [--compile] [--profile]
+        [--workers W] [--variants channels-last contiguous compile compile-channels-last fp32] [--compile] [--profile]
         [--json]
 """
 
@@ -49,7 +49,7 @@ import convnets  # noqa: F401 - the package's environment settings (OMP_WAIT_POL
 from convnets import data as datamod
 from convnets import train as trainmod
 from convnets.config import Recipe, RunConfig
-from convnets.device import describe_device, pick_device
+from convnets.device import describe_device, pick_device, trains_in_bf16
 from convnets.models import get_model, models_for
 from convnets.train import Trainer
 
@@ -191,12 +191,14 @@ class Engine:
     """The convnets engine's own training epoch (`convnets.train.Trainer`), timed after its warm-up steps."""
 
     def __init__(self, name: str, dataset: str, data: datamod.Dataset, recipe: Recipe, device: torch.device,
-                 compile: bool | None, channels_last: str | None = None):
-        """`channels_last` "1" or "0" sets the engine's own switch (CONVNETS_CHANNELS_LAST) for this engine;
-        `compile` None is the engine's default (CUDA graphs on a CUDA GPU, eager elsewhere)."""
+                 compile: bool | None, channels_last: str | None = None, bf16: str | None = None):
+        """`channels_last` and `bf16` "1" or "0" set the engine's own switches (CONVNETS_CHANNELS_LAST,
+        CONVNETS_BF16) for this engine; `compile` None is the engine's default (CUDA graphs on a CUDA GPU, eager
+        elsewhere)."""
         self.recipe, self.device = recipe, device
         self.train = data.train.to(device)
-        with _env("CONVNETS_CHANNELS_LAST", channels_last or os.environ.get("CONVNETS_CHANNELS_LAST")):
+        with _env("CONVNETS_CHANNELS_LAST", channels_last or os.environ.get("CONVNETS_CHANNELS_LAST")), \
+                _env("CONVNETS_BF16", bf16 or os.environ.get("CONVNETS_BF16")):
             self.trainer = Trainer(RunConfig(name, dataset, recipe), data.train, device, compile=compile)
         self.compile_seconds = self.trainer.warm_up(self.train)  # compiling is set-up, not training throughput
         self.rounds = 0
@@ -310,6 +312,7 @@ VARIANTS = {
     "contiguous": dict(channels_last="0", compile=False),
     "compile": dict(channels_last=None, compile=True),
     "compile-channels-last": dict(channels_last="1", compile=True),
+    "fp32": dict(channels_last=None, compile=False, bf16="0"),
 }
 
 
@@ -470,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers if args.workers is not None else (2 if device.type == "cpu" else 8)
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
     log(f"device: {describe_device(device)}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
-        f"engine channels-last: {trainmod.use_channels_last(device)}; baseline workers: {workers}; "
+        f"engine channels-last: {trainmod.use_channels_last(device)}; engine bf16: {trains_in_bf16(device)}; "
+        f"baseline workers: {workers}; "
         f"load average {os.getloadavg()[0]:.1f}")
     started = time.perf_counter()
     rows = []
@@ -492,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": describe_device(device), "date": datetime.date.today().isoformat(),
         "load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "baseline_workers": workers,
-        "channels_last": trainmod.use_channels_last(device),
+        "channels_last": trainmod.use_channels_last(device), "bf16": trains_in_bf16(device),
         "compile": args.compile, "variants": args.variants, "rows": rows,
         "data": "CIFAR-10 JPEG copy (real files)" if args.data_dir else "synthetic files in the real formats",
     }

@@ -24,7 +24,7 @@ from torch import nn
 
 from . import data as datamod
 from .config import SCHEDULES, Recipe, RunConfig
-from .device import describe_device, native_bf16, pick_device
+from .device import describe_device, pick_device, trains_in_bf16
 from .errors import ConvnetsError
 from .evaluate import evaluate, final_report
 from .models import default_recipe
@@ -276,7 +276,7 @@ class Trainer:
     and its learning rate and momentum are Python floats, so the schedule never recompiles or re-captures
     anything. Evaluation runs the same weights eagerly: a second graph capture would cost more than it saves
     on 10,000 test images. On the CPU the step is eager unless ``compile`` asks otherwise, in bf16 autocast where
-    the CPU computes in bf16 natively and in fp32 elsewhere (``use_bf16``).
+    the CPU computes in bf16 natively and in fp32 elsewhere (``device.trains_in_bf16``).
     """
 
     def __init__(self, config: RunConfig, train: datamod.Split, device: torch.device, *,
@@ -305,7 +305,7 @@ class Trainer:
         objective = Objective(trained, self.recipe.label_smoothing, self.channels_last)
         self.objective = torch.compile(objective, mode="reduce-overhead" if self.graphs else None) if self.compiled \
             else objective
-        self.bf16 = use_bf16(device)
+        self.bf16 = trains_in_bf16(device)
         self.precision = "bf16" if self.bf16 else "fp32"
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         self.shard = (dist.rank, dist.world) if dist.world > 1 else None
@@ -515,16 +515,6 @@ class _Job:
             run.set_status(State.RUNNING, progress=progress.to_dict(), **status)
 
         return on_step
-
-
-def use_bf16(device: torch.device) -> bool:
-    """bf16 autocast unless CONVNETS_BF16=0: on CUDA, and on a CPU that computes in bf16 natively (AMX, AVX-512
-    BF16), where a training step at batch 256 runs 1.7-3.2x as fast as in fp32 (2 cores of an AMX Xeon, random
-    data: ResNet-20 1.9x, ResNet-56 2.1x, All-CNN-C 2.9x, WRN-16-4 3.2x, the study's WRN-14-2 1.7x). Other CPUs
-    emulate bf16, slower than fp32, so they train in fp32; so does Apple MPS."""
-    if os.environ.get("CONVNETS_BF16", "1") == "0":
-        return False
-    return device.type == "cuda" or (device.type == "cpu" and native_bf16())
 
 
 def use_channels_last(device: torch.device) -> bool:

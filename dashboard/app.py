@@ -10,15 +10,15 @@ if ROOT not in sys.path:  # Streamlit puts dashboard/ on the path, not the repos
 import streamlit as st  # noqa: E402
 
 from convnets.data import default_data_dir  # noqa: E402
-from convnets.device import describe_device, pick_device  # noqa: E402
+from convnets.device import describe_training, pick_device  # noqa: E402
 from dashboard import settings  # noqa: E402
 from dashboard.common import ALL, DATASET_LABELS, PAGES, data_dir, page_path  # noqa: E402
 
 
 @st.cache_resource(show_spinner=False)
 def device_in_use() -> str:
-    """The device a job on 'auto' trains on; it cannot change while the server runs."""
-    return describe_device(pick_device())
+    """The device a job on 'auto' trains on, and in which precision; it cannot change while the server runs."""
+    return describe_training(pick_device())
 
 
 st.set_page_config(page_title="convnets", page_icon="🧠", layout="wide")
