@@ -68,8 +68,9 @@ else:
                     "(diamond), both on the official data and the study's picked at its best epoch.")
     by_time.plotly_chart(figures.accuracy_scatter(board, "Train s", True, "training time (s, log scale)",
                                                   symbol="Device", published=published))
-    by_time.caption("Times compare like with like only on one device: each marker's shape is the device it was "
-                    "measured on; the open diamonds are the study's Keras notebooks on their GPU.")
+    by_time.caption("Times compare like with like only on one device in one precision (bf16 trains 2-3× as fast "
+                    "as fp32 on a CPU with AMX): each marker's shape is the device and precision a run trained in; "
+                    "the open diamonds are the study's Keras notebooks on their GPU.")
 
     st.subheader("Seeds")
     groups = tables.seed_groups(rows)
