@@ -306,11 +306,15 @@ class Trainer:
         self.objective = torch.compile(objective, mode="reduce-overhead" if self.graphs else None) if self.compiled \
             else objective
         self.bf16 = trains_in_bf16(device)
-        self.precision = "bf16" if self.bf16 else "fp32"
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         self.shard = (dist.rank, dist.world) if dist.world > 1 else None
         self.drop_last = device.type == "cuda" or dist.world > 1  # static shapes for CUDA graphs; equal shards
         self.compile_seconds = 0.0
+
+    @property
+    def precision(self) -> str:
+        """What the run records: 'bf16' or 'fp32'."""
+        return "bf16" if self.bf16 else "fp32"
 
     def steps_per_epoch(self, n: int) -> int:
         return n // self.recipe.batch_size if self.drop_last else math.ceil(n / self.recipe.batch_size)
