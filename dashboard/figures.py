@@ -27,7 +27,11 @@ def _compact(fig: go.Figure, height: int, top: int = 30) -> go.Figure:
 
 
 PUBLISHED_SYMBOLS = {"paper": "circle-open", "study": "diamond-open"}
-OURS_SYMBOLS = ["circle", "diamond", "star", "square", "triangle-up", "cross"]
+# Our runs of a kind wear the shape of that kind's published figure, filled, so a net sits beside its paper's or
+# the study's figure in the same shape. Any other grouping (the device a time was measured on) takes shapes no
+# published figure uses: fill alone is too faint a difference to tell a device from the study.
+KIND_SYMBOLS = {"paper net": "circle", "study net": "diamond", "modern net": "star"}
+OTHER_SYMBOLS = ["square", "triangle-up", "star", "cross", "x", "pentagon"]
 
 
 def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str, symbol: str = "Kind",
@@ -40,7 +44,9 @@ def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str, sym
         ours = pd.concat([ours, shown.assign(Marker=shown["Source"].map(lambda s: f"{s}'s figure"))],
                          ignore_index=True)
     markers = {f"{s}'s figure": shape for s, shape in PUBLISHED_SYMBOLS.items()}
-    markers.update({m: OURS_SYMBOLS[i % len(OURS_SYMBOLS)]
+    if symbol == "Kind":
+        markers.update(KIND_SYMBOLS)
+    markers.update({m: OTHER_SYMBOLS[i % len(OTHER_SYMBOLS)]
                     for i, m in enumerate(sorted(set(ours["Marker"]) - set(markers)))})
     several = ours["Dataset"].nunique() > 1
     hover = {c: fmt for c, fmt in (("Model", True), ("Run", True), ("Device", True), ("Epochs", True),
@@ -136,6 +142,13 @@ def class_counts(counts: dict[str, list[int]], classes: list[str]) -> go.Figure:
     return _compact(fig, 300)
 
 
+def bin_marker_sizes(counts: Sequence[int], smallest: float = 4.0, largest: float = 14.0) -> list[float]:
+    """Marker sizes growing with the logarithm of each bin's image count, as the bars below them: a bin of three
+    images, whose accuracy can only be 0, 33, 67 or 100 %, draws a dot, not a point as heavy as a bin of thousands."""
+    top = math.log1p(max(counts, default=1))
+    return [smallest + (largest - smallest) * math.log1p(n) / top for n in counts]
+
+
 def reliability(calibrations: Sequence[tuple[str, dict]], height: int = 440) -> go.Figure:
     """Accuracy against confidence per bin (perfect calibration on the diagonal), one colour per run, and below it
     how many test images fall in each bin."""
@@ -150,6 +163,7 @@ def reliability(calibrations: Sequence[tuple[str, dict]], height: int = 440) -> 
         fig.add_trace(go.Scatter(
             x=[c["confidence"][k] for k in filled], y=[c["accuracy"][k] for k in filled], mode="lines+markers",
             name=f"{label} · ECE {c['ece']:.2%}", legendgroup=label, line={"color": colour},
+            marker={"size": bin_marker_sizes([c["count"][k] for k in filled])},
             customdata=[c["count"][k] for k in filled],
             hovertemplate="confidence %{x:.1%}: accuracy %{y:.1%} (%{customdata:,} images)<extra></extra>",
         ), row=1, col=1)

@@ -143,4 +143,5 @@ calibrations = [(label, reliability(p.confidence, p.correct)) for label, p in ((
 st.plotly_chart(figures.reliability(calibrations))
 st.caption("Accuracy against confidence over 15 equal-width bins: on the diagonal a run is right exactly as often as "
            "it says; below it, over-confident; above it, under-confident. ECE: the gap averaged over the images. "
-           "Below: images per bin.")
+           "Below: images per bin; a point grows with its bin's images, so a bin of a few, whose accuracy is "
+           "mostly chance, stays a dot.")

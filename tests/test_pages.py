@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from ui_helpers import FAILED_ERROR, built_store, copy_runs, tiny_config  # noqa: F401 - built_store is a fixture
 
 from convnets import data as datamod
+from convnets.calibration import reliability
 from convnets.compare import compare
 from convnets.config import RunConfig
 from convnets.data import default_data_dir
@@ -25,7 +26,7 @@ from convnets.reporting import short_id
 from convnets.schema import ACTIVE
 from convnets.store import RunStore
 from convnets.train import train_run
-from dashboard import figures
+from dashboard import figures, tables
 from dashboard.tables import CORRUPTED, ECE, OFFICIAL
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -116,6 +117,29 @@ def test_accuracy_charts_leave_room_beyond_the_extreme_points():
     assert low < math.log10(62_000) - 0.1 and high > math.log10(2_168_362) + 0.1
     by_time = figures.accuracy_scatter(board, "Train s", False, "seconds")
     assert by_time.layout.xaxis.range[0] == 0 and by_time.layout.xaxis.range[1] > 900 * 1.05
+
+
+def test_accuracy_charts_pair_each_kind_with_its_published_shape_and_keep_devices_apart():
+    board = pd.DataFrame({"Model": ["resnet20", "ref_vgg", "resnet9"], "Data": ["JPEG copy"] * 3,
+                          "Dataset": ["cifar10"] * 3, "Run": ["r1", "r2", "r3"], "Test acc. %": [88.0, 85.0, 90.5],
+                          OFFICIAL: [91.3, 88.3, 93.8], "Epochs": [50, 50, 24], "Params": [269_722, 304_810, 6_573_120],
+                          "Train s": [5760.0, 78.0, 10.0], "Family": ["ResNet", "VGG", "ResNet"],
+                          "Kind": ["paper net", "study net", "modern net"],
+                          "Device": ["cpu (2 threads), fp32", "cpu (2 threads), bf16", "cuda (NVIDIA H200), bf16"]})
+    published = tables.published_points(board)
+    assert set(published["Source"]) == {"paper", "study"}
+
+    def shapes(fig):  # legend entry ("family, marker") -> marker symbol
+        return {t.name.split(", ", 1)[1]: t.marker.symbol for t in fig.data}
+
+    by_size = shapes(figures.accuracy_scatter(board, "Params", True, "parameters", published=published))
+    # Sorting the kinds would give "modern net" the circle: each kind keeps its published figure's shape instead.
+    assert by_size["paper net"] == "circle" and by_size["paper's figure"] == "circle-open"
+    assert by_size["study net"] == "diamond" and by_size["study's figure"] == "diamond-open"
+    by_time = shapes(figures.accuracy_scatter(board, "Train s", True, "seconds", symbol="Device",
+                                              published=published))
+    devices = {by_time[d] for d in board["Device"]}
+    assert len(devices) == 3 and not devices & {"circle", "diamond", by_time["study's figure"]}
 
 
 def test_leaderboard_filters_by_the_sidebar_dataset(store):
@@ -462,6 +486,17 @@ def test_compare_page_shows_the_table_the_test_and_the_answers_without_the_data(
 
     at.selectbox(key="compare_b").set_value(at.selectbox(key="compare_a").value).run()
     assert "Pick two different runs." in texts(at)
+
+
+def test_reliability_markers_grow_with_the_images_in_their_bin():
+    confidence = np.r_[np.full(3, 0.35), np.full(300, 0.75), np.full(3000, 0.97)]
+    correct = np.r_[[True, False, False], np.arange(300) % 4 != 0, np.arange(3000) % 50 != 0]
+    fig = figures.reliability([("run", reliability(confidence, correct))])
+    points = fig.data[1]  # after the diagonal
+    assert [round(a, 2) for a in points.y] == [0.33, 0.75, 0.98]
+    small, middle, large = points.marker.size
+    assert small < middle < large == 14.0
+    assert middle == pytest.approx(4 + 10 * math.log(301) / math.log(3001))
 
 
 def disagree(run, wrong: range) -> None:
