@@ -243,14 +243,46 @@ def write_results(zoo_dir: Path = ZOO_DIR, entries: list[Entry] | None = None) -
             row["weights"] = run.weights_form()
             if copy == "jpeg":
                 row["official_equivalent"] = official_equivalent(s["test_accuracy"], copy)
+            row.update(_calibration_and_robustness(run))
         row["target"] = target(entry, copy)
         if run is not None and row["target"] is not None:
             row["target_met"] = row["test_accuracy"] >= row["target"] - 1e-9
         rows.append(row)
     zoo_dir.mkdir(parents=True, exist_ok=True)
+    markdown = results_markdown(rows)
     (zoo_dir / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (zoo_dir / "results.md").write_text(results_markdown(rows))
+    (zoo_dir / "results.md").write_text(markdown)
+    readme = zoo_dir.parent / "README.md"
+    if readme.is_file():
+        readme.write_text(replace_tables(readme.read_text(), markdown))
     return rows
+
+
+def _calibration_and_robustness(run: Run) -> dict:
+    """How calibrated and how robust a shipped run is, for the second table (nothing before they were kept)."""
+    calibration, robustness = run.calibration(), run.robustness()
+    found = {} if calibration is None else {"ece": calibration["ece"]}
+    if robustness is not None:
+        found.update({"clean_accuracy": robustness["clean_accuracy"],
+                      "corrupted_accuracy": robustness["mean_accuracy"], "robustness_seconds": robustness["seconds"]})
+    return found
+
+
+def replace_tables(document: str, markdown: str) -> str:
+    """``document`` with each of ``markdown``'s tables in place of the table under the same header line, so that
+    shipping an entry rewrites the README's tables too; a table the document does not have is not added (where
+    it goes among the prose is for a person to decide)."""
+    lines = document.splitlines(keepends=True)
+    for table in filter(None, (block.strip() for block in markdown.split("\n\n"))):
+        rows = [row + "\n" for row in table.splitlines()]
+        if rows[0] not in lines:
+            continue
+        start = lines.index(rows[0])
+        end = start
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        lines[start:end] = rows
+    return "".join(lines)
 
 
 SHIP_TOLERANCE = 0.0005  # a compact weight form may move test accuracy by at most 0.05 points
@@ -274,4 +306,14 @@ def results_markdown(rows: list[dict]) -> str:
             f"{pct(r['test_accuracy'])} | {pct(r.get('official_equivalent', r['test_accuracy']))} | {goal} | "
             f"{published} | {r['weights']} | {r['train_seconds']:,.0f} | {r['images_per_second']:,.0f} | "
             f"{r['device']} |")
+    return head + "\n".join(lines) + "\n\n" + calibration_markdown(rows)
+
+
+def calibration_markdown(rows: list[dict]) -> str:
+    """The shipped entries' calibration (ECE over the whole test split) and robustness (a fixed test subset)."""
+    head = ("| model | dataset | ECE (15 bins) | clean (1,000 images) | under corruption (mean) | robustness measured "
+            "in |\n|---|---|---|---|---|---|\n")
+    lines = [f"| {r['model']} | {r['dataset']} | {pct(r['ece'])} | {pct(r['clean_accuracy'])} | "
+             f"{pct(r['corrupted_accuracy'])} | {r['robustness_seconds']:,.0f} s |"
+             for r in rows if r["shipped"] and "ece" in r and "clean_accuracy" in r]
     return head + "\n".join(lines) + "\n"

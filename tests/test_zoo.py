@@ -25,6 +25,10 @@ def test_build_ships_compact_runs_and_a_results_table(tiny_zoo, data_dir, capsys
     superseded, other = tiny_zoo / "runs" / "lenet5-cifar10-0123456789", tiny_zoo / "runs" / "lenet5-mnist-0123456789"
     superseded.mkdir(parents=True)  # the run of an earlier pinned recipe for the same entry
     other.mkdir()
+    header = [t for t in zoo.results_markdown([]).split("\n\n") if t.strip()]
+    readme = tiny_zoo.parent / "README.md"  # beside the zoo: its tables are rewritten, its prose kept
+    readme.write_text(f"# Zoo\n\n{header[0].strip()}\n| lenet5 | cifar10 | stale |\n\nAgainst the targets: prose.\n\n"
+                      f"{header[1].strip()}\n| lenet5 | cifar10 | stale |\n\nThe end.\n")
     rows = zoo.build(["lenet5"], data_dir=str(data_dir), device="cpu", zoo_dir=tiny_zoo)
     assert not superseded.exists() and other.exists()
     other.rmdir()
@@ -46,6 +50,13 @@ def test_build_ships_compact_runs_and_a_results_table(tiny_zoo, data_dir, capsys
     table = (tiny_zoo / "results.md").read_text()
     assert "CIFAR-10 JPEG copy" in table and "| ref_lenet | cifar10 | – |" in table and "not trained yet" in table
     assert json.loads((tiny_zoo / "results.json").read_text()) == rows
+    assert 0 < shipped["ece"] < 1 and shipped["clean_accuracy"] == pytest.approx(evaluation["test_accuracy"])
+    calibration = f"| lenet5 | cifar10 | {shipped['ece']:.2%} | {shipped['clean_accuracy']:.2%} | "
+    assert calibration in table and "ref_lenet | cifar10 | –" not in table.split("ECE")[1]  # shipped entries only
+    text = readme.read_text()
+    assert "stale" not in text and all(line in text for line in table.splitlines())
+    assert text.startswith("# Zoo\n\n| model |") and "\n\nAgainst the targets: prose.\n\n| model |" in text
+    assert text.endswith(" s |\n\nThe end.\n")
 
     # The zoo is a read-only store merged into listings; its model gives the stored accuracy again.
     store = RunStore(zoo=tiny_zoo)
