@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +118,13 @@ def study_table(store: RunStore, data_copy: str, seed: int) -> list[dict]:
 
 def entry_name(entry: Entry) -> str:
     return f"{entry.model}/{entry.dataset}"
+
+
+def untrained(trained: Iterable[tuple[str, str]], dataset: str | None = None) -> list[Entry]:
+    """The entries (of ``dataset``, or all) without a finished run among ``trained`` (model, dataset) pairs, the
+    shipped zoo's and the user's own: a comparison says what it still lacks rather than leave it out silently."""
+    have = set(trained)
+    return [e for e in ENTRIES if (e.model, e.dataset) not in have and dataset in (None, e.dataset)]
 
 
 def select(only: list[str] | None, entries: list[Entry] | None = None) -> list[Entry]:

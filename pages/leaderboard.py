@@ -3,6 +3,7 @@
 import streamlit as st
 
 from convnets.reporting import JPEG_COST
+from convnets.zoo import untrained
 from dashboard import common, figures, tables
 
 st.title("Leaderboard")
@@ -57,6 +58,11 @@ else:
         st.caption(f"CIFAR-10 runs on the **JPEG copy** score about {cost} points lower than on the official "
                    "batches; **≈ official** adds that back, and the differences (Δ, in points) to the "
                    "published figures use it.")
+    missing = untrained(zip(board["Model"], board["Dataset"]), dataset)
+    if missing:
+        st.caption(f"Not trained yet, neither in the shipped zoo nor in your store: {', '.join(e.model for e in missing)}. "
+                   f"`python -m convnets zoo --only {missing[0].model} --data-dir DIR` trains one with the zoo's "
+                   "pinned recipe, in a GPU's minutes or a CPU's hours (README, \"The shipped model zoo\").")
     st.download_button("Download CSV", board.to_csv(index=False), file_name="leaderboard.csv", mime="text/csv",
                        icon=":material/download:")
 

@@ -145,6 +145,8 @@ def test_accuracy_charts_pair_each_kind_with_its_published_shape_and_keep_device
 def test_leaderboard_filters_by_the_sidebar_dataset(store):
     at = open_page("leaderboard", dataset_filter="mnist")
     assert set(at.dataframe[0].value["Dataset"]) == {"mnist"}
+    # the zoo's MNIST entries without a finished run are named (the store has lenet5 and ref_lenet_mnist)
+    assert "nor in your store: ref_vgg_mnist. `python -m convnets zoo --only ref_vgg_mnist --data-dir" in texts(at)
     assert len(at.dataframe) == 1  # the failed run is a CIFAR-10 one
 
 
