@@ -60,7 +60,8 @@ else:
                    "published figures use it.")
     missing = untrained(zip(board["Model"], board["Dataset"]), dataset)
     if missing:
-        st.caption(f"Not trained yet, neither in the shipped zoo nor in your store: {', '.join(e.model for e in missing)}. "
+        names = ", ".join(e.model for e in missing)
+        st.caption(f"Not trained yet, neither in the shipped zoo nor in your store: {names}. "
                    f"`python -m convnets zoo --only {missing[0].model} --data-dir DIR` trains one with the zoo's "
                    "pinned recipe, in a GPU's minutes or a CPU's hours (README, \"The shipped model zoo\").")
     st.download_button("Download CSV", board.to_csv(index=False), file_name="leaderboard.csv", mime="text/csv",
