@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from convnets.predict import Prediction
-from dashboard.tables import OFFICIAL
+from dashboard.tables import KINDS, OFFICIAL
 
 STATIC = {"displayModeBar": False}  # small charts: hover is enough, the toolbar only covers them
 PALETTE = px.colors.qualitative.Plotly
@@ -30,7 +30,7 @@ PUBLISHED_SYMBOLS = {"paper": "circle-open", "study": "diamond-open"}
 # Our runs of a kind wear the shape of that kind's published figure, filled, so a net sits beside its paper's or
 # the study's figure in the same shape. Any other grouping (the device a time was measured on) takes shapes no
 # published figure uses: fill alone is too faint a difference to tell a device from the study.
-KIND_SYMBOLS = {"paper net": "circle", "study net": "diamond", "modern net": "star"}
+KIND_SYMBOLS = {KINDS["paper"]: "circle", KINDS["reference"]: "diamond", KINDS["modern"]: "star"}
 OTHER_SYMBOLS = ["square", "triangle-up", "star", "cross", "x", "pentagon"]
 
 
