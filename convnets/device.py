@@ -65,6 +65,11 @@ def trains_in_bf16(device: torch.device) -> bool:
     return device.type == "cuda" or (device.type == "cpu" and native_bf16())
 
 
+def with_precision(device_text: str, bf16: bool) -> str:
+    """The one spelling of "device, precision" that every table and caption shows: 'cpu (2 threads), bf16'."""
+    return f"{device_text}, {'bf16' if bf16 else 'fp32'}"
+
+
 def describe_training(device: torch.device) -> str:
     """Where and in which precision the engine trains on ``device``: 'cpu (2 threads), bf16'."""
-    return f"{describe_device(device)}, {'bf16' if trains_in_bf16(device) else 'fp32'}"
+    return with_precision(describe_device(device), trains_in_bf16(device))

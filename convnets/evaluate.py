@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Dataset, Split, batches
-from .device import describe_device, native_bf16
+from .device import describe_device, native_bf16, with_precision
 from .schema import Evaluation, Predictions
 
 MISTAKES_KEPT = 32
@@ -70,7 +70,7 @@ def per_image(probs: torch.Tensor, labels: torch.Tensor, device: torch.device) -
 
 def inference_source(device: torch.device, cpu_bf16: bool = False) -> str:
     """Where and in which precision predict_probs computes: recorded with what it made."""
-    return f"{describe_device(device)}, {'bf16' if _bf16(device, cpu_bf16) else 'fp32'}"
+    return with_precision(describe_device(device), _bf16(device, cpu_bf16))
 
 
 def _bf16(device: torch.device, cpu_bf16: bool) -> bool:

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from .calibration import reliability
 from .config import RunConfig
 from .data import CLASSES, Split, default_home, load_copy
+from .device import with_precision
 from .errors import ConvnetsError
 from .models.classifier import build_classifier
 from .reporting import at_chance
@@ -74,7 +75,8 @@ def trained_on(status: dict) -> str | None:
     device = status.get("device")
     if device is None:
         return None
-    return f"{device}, {status.get('precision') or ('bf16' if device.startswith('cuda') else 'fp32')}"
+    precision = status.get("precision")
+    return f"{device}, {precision}" if precision else with_precision(device, device.startswith("cuda"))
 
 
 class Run:
