@@ -75,10 +75,13 @@ def _live_table(data_copy: str, seed: int, polling: bool) -> None:
     if polling != _training(rows):
         st.rerun()
     frame = table(rows, data_copy)
-    formats = {c: st.column_config.NumberColumn(format="%.2f") for c in frame.columns if "%" in c}
+    # Twelve columns fit the page only if the short ones stay narrow; the device names are the long ones.
+    formats = {c: st.column_config.TextColumn(width="small") for c in ("Family", "Epochs", "Study time", "Our time",
+                                                                       "State")}
+    formats |= {c: st.column_config.NumberColumn(format="%.2f", width="small") for c in frame.columns if "%" in c}
     formats["Study %"] = st.column_config.NumberColumn(
-        format="%.2f", help="The study's notebooks, on the official data, at their best epoch")
+        format="%.2f", width="small", help="The study's notebooks, on the official data, at their best epoch")
     formats["Δ points"] = st.column_config.NumberColumn(
-        format="%+.2f", help="Ours in official-data terms minus the study's figure (its best epoch picked on the "
-        "test set; ours is the final epoch's)")
+        format="%+.2f", width="small", help="Ours in official-data terms minus the study's figure (its best epoch "
+        "picked on the test set; ours is the final epoch's)")
     st.dataframe(frame, hide_index=True, placeholder="–", column_config=formats)
