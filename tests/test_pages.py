@@ -360,6 +360,7 @@ def test_reproduce_the_study_queues_the_five_nets_on_the_chosen_seed(data_dir, m
     [study] = [d.value for d in at.dataframe if "Study %" in d.value.columns]
     assert list(study["Model"]) == ["ref_lenet", "ref_vgg", "ref_allcnn", "ref_resnet20", "ref_wrn14_2"]
     assert list(study["Study %"]) == [79.8, 88.1, 90.3, 91.0, 92.2]
+    assert any("Zoo % and Ours %" in c.value and "JPEG copy" in c.value for c in at.caption)
 
 
 # --- runs of one model, runs at chance level ---------------------------------------------------------
