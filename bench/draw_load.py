@@ -23,12 +23,10 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -37,7 +35,9 @@ import numpy as np
 from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dashboard.serve import ServerError, serving  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 # Equal treatment for every session's window: Chromium otherwise throttles the timers and rendering of pages it
 # deems in the background, which would slow some sessions for the browser's sake, not the server's.
@@ -67,57 +67,23 @@ DIGITS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, server: subprocess.Popen, timeout: float) -> None:
-    """Streamlit's health endpoint answers once the server listens; its scripts run only when a session opens."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"error: streamlit exited with status {server.returncode} (see its log above)")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
-                if response.read() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"error: streamlit did not answer at {url} within {timeout:.0f} s")
-
-
 @contextmanager
 def dashboard(home: Path, shipped_zoo: bool) -> Iterator[tuple[subprocess.Popen, str]]:
-    """A dashboard server of its own on a free port; stopped on the way out, whatever happened meanwhile."""
+    """A dashboard server of its own on a free port; stopped on the way out, its log's tail shown if it failed."""
     env = {**os.environ, "CONVNETS_HOME": str(home), "CONVNETS_OFFLINE": "1"}
     if shipped_zoo:
         env.pop("CONVNETS_ZOO", None)  # unset: the store reads the repository's zoo/
-    port = free_port()
     with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
-                                   str(port), "--server.headless", "true"], cwd=ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
+        server = None
         try:
-            url = f"http://localhost:{port}"
-            wait_healthy(url, server, SERVER_START_S)
-            yield server, url
+            with serving(env, log, SERVER_START_S) as (server, url):
+                yield server, url
+        except ServerError as e:
+            raise SystemExit(f"error: {e} (see its log above)") from None
         finally:
-            stop(server)
-            if server.returncode not in (0, -signal.SIGTERM):
+            if server is None or server.returncode not in (0, -signal.SIGTERM):
                 log.seek(0)
                 print(log.read().decode(errors="replace")[-4000:], file=sys.stderr)
-
-
-def stop(server: subprocess.Popen) -> None:
-    """Streamlit stops on SIGTERM within a second or two; a server that hangs is killed."""
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def descendants(pid: int) -> list[int]:

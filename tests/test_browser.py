@@ -11,9 +11,6 @@ import gzip
 import io
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -26,12 +23,12 @@ from ui_helpers import built_store, copy_runs  # noqa: F401 - built_store is a f
 
 from convnets import data as datamod
 from convnets.imaging import prepare_drawing
+from dashboard.serve import ROOT, serving
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"the browser tests drive {CHROMIUM}, "
                                 "which is missing (apt-get install chromium)")
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 READY = "[data-testid=stApp][data-test-script-state=notRunning]"
 PAGES = {"leaderboard": "Leaderboard", "curves": "Training curves", "errors": "Errors", "compare": "Compare",
@@ -43,26 +40,6 @@ CANVAS_SIDE = 336  # pages/draw.py: large enough for a finger (it was 280)
 PEN = 24  # pages/draw.py: STROKE_WIDTH
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with status {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail("streamlit did not become healthy")
-
-
 @pytest.fixture(scope="module")
 def server(built_store, synthetic_root, tmp_path_factory):  # noqa: F811 - the fixture imported above
     """A dashboard server on a private copy of the tiny store; yields its URL and its home."""
@@ -72,21 +49,10 @@ def server(built_store, synthetic_root, tmp_path_factory):  # noqa: F811 - the f
     (data / "MNIST" / "raw").mkdir(parents=True)
     for packed in (synthetic_root[0] / "MNIST" / "raw").glob("*.gz"):
         (data / "MNIST" / "raw" / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
-    port = free_port()
     env = {**os.environ, "CONVNETS_HOME": str(home), "CONVNETS_ZOO": "", "CONVNETS_OFFLINE": "1",
            "CONVNETS_DATA": str(data)}
-    log = open(home / "streamlit.log", "wb")  # noqa: SIM115 - closed after the server stops
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port",
-                                str(port), "--server.headless", "true"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    try:
-        wait_healthy(url, process)
+    with open(home / "streamlit.log", "wb") as log, serving(env, log) as (_, url):
         yield url, home
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="module")

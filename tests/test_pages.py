@@ -216,10 +216,7 @@ def test_photo_page_offers_a_random_cifar_test_image(store, data_dir, tmp_path, 
 def test_train_page_finds_a_finished_configuration_instead_of_retraining(store, data_dir):
     cifar = summary_of(store, "lenet5", "cifar10")
     at = open_page("train", data_dir=str(data_dir))
-    at.button_group(key="train_dataset").set_value("cifar10").run()
-    at.number_input[0].set_value(2)
-    at.number_input[1].set_value(64)
-    at.selectbox[1].set_value("cpu")
+    fill_cifar_form(at, epochs=2, batch_size=64)
     at.button[0].click().run()
     assert not at.exception
     assert cifar["run_id"] in at.success[0].value
@@ -227,12 +224,17 @@ def test_train_page_finds_a_finished_configuration_instead_of_retraining(store, 
     assert JobManager().jobs() == []
 
 
-def submit_cifar_job(at: AppTest, epochs: int, batch_size: int) -> str:
-    """Fill the Train form for LeNet-5 on the synthetic CIFAR-10 folder and submit it; returns the job id."""
+def fill_cifar_form(at: AppTest, epochs: int, batch_size: int) -> None:
+    """The Train form for LeNet-5 on the synthetic CIFAR-10 folder, on the CPU, with these epochs and batch size."""
     at.button_group(key="train_dataset").set_value("cifar10").run()
     at.number_input[0].set_value(epochs)
     at.number_input[1].set_value(batch_size)
     at.selectbox[1].set_value("cpu")
+
+
+def submit_cifar_job(at: AppTest, epochs: int, batch_size: int) -> str:
+    """Fill the Train form for LeNet-5 on the synthetic CIFAR-10 folder and submit it; returns the job id."""
+    fill_cifar_form(at, epochs, batch_size)
     at.button[0].click().run()
     assert not at.exception
     [job] = JobManager().jobs()
@@ -260,10 +262,7 @@ def jobs():
 
 def test_train_page_submits_the_whole_recipe_and_shows_the_log(data_dir, jobs):
     at = open_page("train", data_dir=str(data_dir))
-    at.button_group(key="train_dataset").set_value("cifar10").run()
-    at.number_input[0].set_value(30)
-    at.number_input[1].set_value(8)
-    at.selectbox[1].set_value("cpu")
+    fill_cifar_form(at, epochs=30, batch_size=8)
     at.selectbox(key="optimizer-cifar10-lenet5").set_value("adam")
     at.selectbox(key="schedule-cifar10-lenet5").set_value("cosine")
     at.number_input(key="wd-cifar10-lenet5").set_value(0.0)
@@ -626,10 +625,7 @@ def test_robustness_page_charts_every_measured_run_and_measures_the_others(store
 
 def test_train_page_queues_several_seeds_as_separate_jobs(data_dir, jobs):
     at = open_page("train", data_dir=str(data_dir))
-    at.button_group(key="train_dataset").set_value("cifar10").run()
-    at.number_input[0].set_value(30)
-    at.number_input[1].set_value(8)
-    at.selectbox[1].set_value("cpu")
+    fill_cifar_form(at, epochs=30, batch_size=8)
     at.number_input(key="seeds-cifar10-lenet5").set_value(2)
     at.text_input(key="sweep-lr-cifar10-lenet5").set_value("0.01, 0.02")
     at.text_input(key="sweep-epochs-cifar10-lenet5").set_value("30 40")
