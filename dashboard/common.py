@@ -112,6 +112,15 @@ def finished(dataset: str | None = None) -> list[dict]:
     return sorted(rows, key=lambda s: s.get("finished_at") or 0, reverse=True)
 
 
+def finished_or_stop(what_for: str) -> list[dict]:
+    """The finished runs of the sidebar's dataset; with none, the page says what they would show and stops."""
+    rows = finished(dataset_filter())
+    if not rows:
+        empty_state(f"No finished runs yet. {what_for}")
+        st.stop()
+    return rows
+
+
 def run_label(summary: dict) -> str:
     """Short enough for a select box, distinct even for two runs of one model."""
     zoo = " · zoo" if summary.get("zoo") else ""

@@ -36,11 +36,7 @@ def images_or_table(images: np.ndarray | None, indices: np.ndarray, captions: li
 
 
 st.title("Compare")
-rows = common.finished(common.dataset_filter())
-if not rows:
-    common.empty_state("No finished runs yet. Train two models of a dataset to see which test images they disagree "
-                       "on.")
-    st.stop()
+rows = common.finished_or_stop("Train two models of a dataset to see which test images they disagree on.")
 by_dataset: dict[str, list[dict]] = {}
 for row in rows:
     by_dataset.setdefault(row["dataset"], []).append(row)

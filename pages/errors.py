@@ -12,11 +12,7 @@ GALLERY_SCALE = 4
 SHOWN = 40  # images of a confusion-matrix cell
 
 st.title("Errors")
-rows = common.finished(common.dataset_filter())
-if not rows:
-    common.empty_state("No finished runs yet. Train a model to see its confusion matrix and its most confident "
-                       "mistakes.")
-    st.stop()
+rows = common.finished_or_stop("Train a model to see its confusion matrix and its most confident mistakes.")
 
 summary = common.pick_run(rows)
 run = RunStore().require(summary["run_id"])

@@ -14,11 +14,8 @@ REFERENCES = {"cifar10": "CIFAR-10-C's (Hendrycks & Dietterich 2019)",
 MEAN = "all (mean)"
 
 st.title("Robustness")
-rows = common.finished(common.dataset_filter())
-if not rows:
-    common.empty_state("No finished runs yet. Train a model to see how its accuracy holds up when the test images get "
-                       "noisy, blurred, dim, compressed, pixelated or (digits) turned and shifted.")
-    st.stop()
+rows = common.finished_or_stop("Train a model to see how its accuracy holds up when the test images get noisy, "
+                               "blurred, dim, compressed, pixelated or (digits) turned and shifted.")
 datasets = sorted({r["dataset"] for r in rows}, reverse=True)  # CIFAR-10 first: its corruptions tell models apart
 dataset = datasets[0] if len(datasets) == 1 else st.segmented_control(
     "Dataset", datasets, format_func=common.DATASET_LABELS.get, default=datasets[0], required=True,
