@@ -99,7 +99,7 @@ def study_table(store: RunStore, data_copy: str, seed: int) -> list[dict]:
     for config in study_configs(data_copy, seed):
         spec = get_model(config.model)
         shipped = store.get(dataclasses.replace(config, seed=0).run_id)  # the zoo's own run of the recipe
-        row = {"model": config.model, "family": spec.family, "run_id": config.run_id,
+        row = {"model": config.model, "run_id": config.run_id,
                "zoo_accuracy": (shipped.evaluation() or {}).get("test_accuracy") if shipped else None,
                "study_accuracy": spec.reference_accuracy["cifar10"], "study_seconds": STUDY_SECONDS[config.model],
                "epochs": config.recipe.epochs, "state": None, "epochs_done": 0, "test_accuracy": None,

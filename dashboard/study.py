@@ -17,14 +17,14 @@ from convnets.store import RunStore
 from dashboard.common import duration
 
 POLL_SECONDS = 2.0
-COLUMNS = ["Model", "Family", "Study %", "Zoo %", "Ours %", "≈ official %", "Δ points", "Epochs", "Study time",
+COLUMNS = ["Model", "Study %", "Zoo %", "Ours %", "≈ official %", "Δ points", "Epochs", "Study time",
            "Our time", "Device", "State"]
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
     """The study's figures beside ours: accuracies in percent, the difference in official-data terms."""
     return pd.DataFrame([{
-        "Model": r["model"], "Family": r["family"], "Study %": round(100 * r["study_accuracy"], 2),
+        "Model": r["model"], "Study %": round(100 * r["study_accuracy"], 2),
         "Zoo %": None if r["zoo_accuracy"] is None else round(100 * r["zoo_accuracy"], 2),
         "Ours %": None if r["test_accuracy"] is None else round(100 * r["test_accuracy"], 2),
         "≈ official %": None if r["official_equivalent"] is None else round(100 * r["official_equivalent"], 2),
@@ -75,8 +75,8 @@ def _live_table(data_copy: str, seed: int, polling: bool) -> None:
         st.rerun()
     frame = table(rows)
     label = COPY_LABELS[data_copy]
-    # Twelve columns fit the page only if the short ones stay narrow and short-named (the data copy goes in the
-    # caption under the table); the device names are the long ones.
+    # Eleven columns fit the page only if the short ones stay narrow and short-named (the data copy goes in the
+    # caption under the table); the device names are the long ones, and the model names say the family.
     formats = {c: st.column_config.TextColumn(width="small") for c in ("Epochs", "Study time", "Our time", "State")}
     formats |= {c: st.column_config.NumberColumn(format="%.2f", width="small") for c in frame.columns if "%" in c}
     formats["Zoo %"] = st.column_config.NumberColumn(
