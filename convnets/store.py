@@ -76,7 +76,7 @@ def trained_on(status: dict) -> str | None:
     if device is None:
         return None
     precision = status.get("precision")
-    return f"{device}, {precision}" if precision else with_precision(device, device.startswith("cuda"))
+    return with_precision(device, precision == "bf16" if precision else device.startswith("cuda"))
 
 
 class Run:

@@ -78,17 +78,20 @@ def _live_table(data_copy: str, seed: int, polling: bool) -> None:
     # Eleven columns fit the page only if the short ones stay narrow and short-named (the data copy goes in the
     # caption under the table); the device names are the long ones, and the model names say the family.
     formats = {c: st.column_config.TextColumn(width="small") for c in ("Epochs", "Study time", "Our time", "State")}
-    formats |= {c: st.column_config.NumberColumn(format="%.2f", width="small") for c in frame.columns if "%" in c}
-    formats["Zoo %"] = st.column_config.NumberColumn(
-        format="%.2f", width="small", help=f"The shipped zoo's run of the same recipe (seed 0), on the {label}")
-    formats["Ours %"] = st.column_config.NumberColumn(
-        format="%.2f", width="small", help=f"This seed's run, final epoch, on the {label}")
-    formats["Study %"] = st.column_config.NumberColumn(
-        format="%.2f", width="small", help="The study's notebooks, on the official data, at their best epoch")
-    formats["Δ points"] = st.column_config.NumberColumn(
-        format="%+.2f", width="small", help="Ours in official-data terms minus the study's figure (its best epoch "
-        "picked on the test set; ours is the final epoch's)")
+    formats |= {
+        "Study %": _percent("The study's notebooks, on the official data, at their best epoch"),
+        "Zoo %": _percent(f"The shipped zoo's run of the same recipe (seed 0), on the {label}"),
+        "Ours %": _percent(f"This seed's run, final epoch, on the {label}"),
+        "≈ official %": _percent(),
+        "Δ points": _percent("Ours in official-data terms minus the study's figure (its best epoch picked on the "
+                             "test set; ours is the final epoch's)", signed=True),
+    }
     st.dataframe(frame, hide_index=True, placeholder="–", column_config=formats)
+    cost = copy_cost(data_copy)
     st.caption(f"Zoo % and Ours %: test accuracy on the **{label}** of CIFAR-10"
-               + (f"; ≈ official % adds back the copy's measured cost of {100 * copy_cost(data_copy):.1f} points."
-                  if copy_cost(data_copy) else "."))
+               + (f"; ≈ official % adds back the copy's measured cost of {100 * cost:.1f} points." if cost else "."))
+
+
+def _percent(help: str | None = None, signed: bool = False) -> st.column_config.NumberColumn:
+    """A narrow column of percentages (or points) to two decimals."""
+    return st.column_config.NumberColumn(format="%+.2f" if signed else "%.2f", width="small", help=help)

@@ -51,7 +51,7 @@ def server(built_store, synthetic_root, tmp_path_factory):  # noqa: F811 - the f
         (data / "MNIST" / "raw" / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
     env = {**os.environ, "CONVNETS_HOME": str(home), "CONVNETS_ZOO": "", "CONVNETS_OFFLINE": "1",
            "CONVNETS_DATA": str(data)}
-    with open(home / "streamlit.log", "wb") as log, serving(env, log) as (_, url):
+    with open(home / "streamlit.log", "wb") as log, serving(env, log, start_timeout=60) as (_, url):
         yield url, home
 
 
