@@ -141,6 +141,12 @@ def pick_run(rows: Sequence[dict]) -> dict:
 # --- formatting ---------------------------------------------------------------------------------------
 
 
+def table_height(rows: int, most: int = 25) -> int:
+    """The height in pixels at which ``st.dataframe`` shows ``rows`` rows without scrolling (its rows and header are
+    35 px, its border 3), up to ``most`` rows: its default height hides every row past the tenth."""
+    return 35 * (min(rows, most) + 1) + 3
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 

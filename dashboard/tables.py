@@ -21,8 +21,10 @@ OFFICIAL = "≈ official %"  # the column that puts every run in official-data t
 AT_CHANCE = "At chance"  # no better than a guess (reporting.at_chance): kept in the table, out of the best cards
 ECE = "ECE %"  # expected calibration error, 15 bins
 CORRUPTED = "Corrupted %"  # mean test accuracy over the corruptions and their severities
-LEADERBOARD_COLUMNS = ["Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, AT_CHANCE, "Paper %",
-                       "Δ paper", "Reference %", "Δ reference", ECE, CORRUPTED, "Params", "Epochs", "Best %",
+# The columns read most come first, so that they fit a laptop's screen; the at-chance flag, rarely set and counted
+# above the table when it is, comes after them.
+LEADERBOARD_COLUMNS = ["Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper",
+                       "Reference %", "Δ reference", ECE, CORRUPTED, "Params", "Epochs", AT_CHANCE, "Best %",
                        "Best epoch", "Train s", "img/s", "Device", "Zoo", "Run"]
 GROUP_COLUMNS = ["Model", "Dataset", "Data", "Epochs", "Batch", "LR", "Weight decay", "n", "Test acc. %", "± std",
                  ECE, CORRUPTED, "Seeds", "Group"]

@@ -35,24 +35,33 @@ else:
         data = f"JPEG copy · ≈ {row[tables.OFFICIAL]:.2f}% official" if row["Data"] == "JPEG copy" else "official data"
         column.caption(f"**{row['Model']}** · {data}")
 
-    st.dataframe(board, hide_index=True, placeholder="–", column_config={
-        "Params": st.column_config.NumberColumn(format="compact"),
-        "Test acc. %": st.column_config.NumberColumn(format="%.2f", help="Measured on the run's own test data"),
-        tables.OFFICIAL: st.column_config.NumberColumn(format="%.2f", help=f"JPEG-copy runs + {cost} points (what the "
-                                                       "copy costs); runs on the official data as they are"),
-        tables.AT_CHANCE: st.column_config.CheckboxColumn(help="No better than a guess (under 1 / classes + 2 "
-                                                          "points): the run learned nothing"),
-        "Paper %": st.column_config.NumberColumn(format="%.2f"),
-        "Reference %": st.column_config.NumberColumn(format="%.2f", help="The reference Keras notebooks"),
-        "Δ paper": st.column_config.NumberColumn(format="%+.2f", help="≈ official minus paper, in points"),
-        "Δ reference": st.column_config.NumberColumn(format="%+.2f", help="≈ official minus reference, in points"),
-        tables.ECE: st.column_config.NumberColumn(format="%.2f", help="Expected calibration error (15 bins): how far "
-                                                  "confidence is from accuracy, on average; 0 is honest"),
-        tables.CORRUPTED: st.column_config.NumberColumn(format="%.2f", help="Test accuracy under the corruptions, "
-                                                        "mean over corruptions and severities (Robustness page)"),
-        "Best %": st.column_config.NumberColumn(format="%.2f", help="Best test accuracy over the epochs"),
-        "Train s": st.column_config.NumberColumn(format="%.1f"),
-        "img/s": st.column_config.NumberColumn(format="%,.0f"),
+    # Narrow columns and a pinned model name: the board has some twenty columns, and the ones read most (ours, the
+    # published figures and the differences) should fit a laptop's screen without scrolling.
+    number = st.column_config.NumberColumn
+    st.dataframe(board, hide_index=True, placeholder="–", height=common.table_height(len(board)), column_config={
+        "Model": st.column_config.TextColumn(pinned=True),
+        "Dataset": st.column_config.TextColumn(width=65),
+        "Data": st.column_config.TextColumn(width="small"),
+        "Params": number(format="compact", width="small"),
+        "Test acc. %": number(format="%.2f", width=88, help="Measured on the run's own test data"),
+        tables.OFFICIAL: number(format="%.2f", width=95, help=f"JPEG-copy runs + {cost} points (what the copy "
+                                "costs); runs on the official data as they are"),
+        tables.AT_CHANCE: st.column_config.CheckboxColumn(width="small", help="No better than a guess (under 1 / "
+                                                          "classes + 2 points): the run learned nothing"),
+        "Paper %": number(format="%.2f", width=70),
+        "Reference %": number(format="%.2f", width=92, help="The reference Keras notebooks"),
+        "Δ paper": number(format="%+.2f", width=70, help="≈ official minus paper, in points"),
+        "Δ reference": number(format="%+.2f", width=92, help="≈ official minus reference, in points"),
+        tables.ECE: number(format="%.2f", width="small", help="Expected calibration error (15 bins): how far "
+                           "confidence is from accuracy, on average; 0 is honest"),
+        tables.CORRUPTED: number(format="%.2f", width=95, help="Test accuracy under the corruptions, mean over "
+                                 "corruptions and severities (Robustness page)"),
+        "Epochs": number(width="small"),
+        "Best %": number(format="%.2f", width="small", help="Best test accuracy over the epochs"),
+        "Best epoch": number(width="small"),
+        "Train s": number(format="%.1f", width="small"),
+        "img/s": number(format="%,.0f", width="small"),
+        "Zoo": st.column_config.CheckboxColumn(width="small", help="Shipped with the project (zoo/), read-only"),
     })
     if (board["Data"] == "JPEG copy").any():
         st.caption(f"CIFAR-10 runs on the **JPEG copy** score about {cost} points lower than on the official "
