@@ -31,7 +31,9 @@ if measured:
                                   format_func=lambda c: c.replace("_", " "), key="robustness_corruption")
     corruption = None if choice == MEAN else choice
     st.plotly_chart(figures.robustness([(common.run_label(s), r) for s, r in measured], corruption))
-    st.dataframe(tables.robustness(measured), hide_index=True, column_config={
+    table = tables.robustness(measured)
+    st.dataframe(table, hide_index=True, height=common.table_height(len(table)), column_config={
+        "Clean %": st.column_config.NumberColumn(format="%.2f", help="The same test images, uncorrupted"),
         tables.CORRUPTED: st.column_config.NumberColumn(format="%.2f", help="Mean over the corruptions and their "
                                                         "severities 1-5: the Leaderboard's column"),
         **{name: st.column_config.NumberColumn(name.replace("_", " ") + " %", format="%.2f",
