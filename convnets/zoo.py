@@ -165,6 +165,8 @@ def build(
             predictions_of(complete, data_dir, device)
             robustness_of(complete, data_dir, device)
             continue
+        least = get_model(entry.model).num_params(entry.dataset)  # int8 weights: a byte each, at the very least
+        _require_room(zoo_dir, config, least, f"its {least:,} weights take at least {least / 1e6:.1f} MB even in int8")
         run, _ = train_run(config, store=store, data_dir=data_dir, device=device, progress=progress,
                            compile=compile, command=reproduce_command(config, data_dir))
         _ship(run, zoo_dir, datamod.load(entry.dataset, data_dir), pick_device(device))
@@ -179,6 +181,23 @@ def _drop_superseded(zoo_dir: Path, config: RunConfig) -> None:
     for path in (zoo_dir / "runs").glob(f"{config.model}-{config.dataset}-*"):
         if path.name != config.run_id:
             shutil.rmtree(path)
+
+
+def _bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _require_room(zoo_dir: Path, config: RunConfig, size: int, why: str) -> None:
+    """Refuse an entry that would take the zoo past SIZE_BUDGET, counting neither the runs it replaces (its entry's
+    earlier runs) nor half-written copies; before training it is told the least the entry can take, so that no
+    device time goes to a model that cannot ship."""
+    runs = zoo_dir / "runs"
+    left_out = [*runs.glob(f"{config.model}-{config.dataset}-*"), *runs.glob(".*")]
+    used = _bytes(zoo_dir) - sum(_bytes(p) for p in left_out) if zoo_dir.is_dir() else 0
+    if used + size > SIZE_BUDGET:
+        raise ConvnetsError(f"{config.model} ({config.dataset}) does not fit the zoo: {why}, and the zoo has "
+                            f"{max(SIZE_BUDGET - used, 0) / 1e6:.1f} MB left of its {SIZE_BUDGET / 2**20:.0f} MiB "
+                            "budget")
 
 
 def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) -> None:
@@ -205,6 +224,13 @@ def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) 
     shipped.save_mistakes(mistake_images)
     shipped.save_predictions(predictions)
     shipped.write("robustness.json", measure(model, data.test, data.name, device).to_dict())
+    size = _bytes(tmp)
+    try:
+        _require_room(zoo_dir, run.config, size, f"it takes {size / 1e6:.1f} MB in {form}; the trained run stays "
+                      f"in your store ({run.path})")
+    except ConvnetsError:
+        shutil.rmtree(tmp)
+        raise
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
 
@@ -293,6 +319,9 @@ def replace_tables(document: str, markdown: str) -> str:
 
 
 SHIP_TOLERANCE = 0.0005  # a compact weight form may move test accuracy by at most 0.05 points
+# The whole zoo/ stays under 32 MiB: the checkout plus the 18 MiB CIFAR-10 pack must fit the 64 MiB that the GPU
+# machine is sent.
+SIZE_BUDGET = 32 * 2**20
 
 
 def results_markdown(rows: list[dict]) -> str:

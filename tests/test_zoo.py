@@ -67,6 +67,31 @@ def test_build_ships_compact_runs_and_a_results_table(tiny_zoo, data_dir, capsys
     assert code == 0 and evaluation["test_accuracy"] == pytest.approx(shipped["test_accuracy"], abs=0.011)
 
 
+def test_an_entry_that_would_break_the_size_budget_is_refused_and_loses_nothing(tiny_zoo, data_dir, monkeypatch):
+    """Refused before training when its weights alone cannot fit, after training when its shipped files do not:
+    then the trained run stays in the store and ships, untrained again, once there is room."""
+    store = RunStore()
+    build = dict(data_dir=str(data_dir), device="cpu", zoo_dir=tiny_zoo, store=store)
+    monkeypatch.setattr(zoo, "SIZE_BUDGET", 60_000)  # LeNet-5 has 62,006 weights: 62 KB even in int8
+    with pytest.raises(ConvnetsError, match=r"lenet5 \(cifar10\) does not fit the zoo: its 62,006 weights take "
+                       r"at least 0\.1 MB even in int8, and the zoo has 0\.1 MB left of its 0 MiB budget"):
+        zoo.build(["lenet5"], **build)
+    assert store.runs() == []  # no training spent on it
+
+    monkeypatch.setattr(zoo, "SIZE_BUDGET", 63_000)  # room for the weights, not for the rest of a shipped run
+    with pytest.raises(ConvnetsError, match=r"does not fit the zoo: it takes 0\.\d MB in (int8|fp16|fp32); the "
+                       r"trained run stays in your store"):
+        zoo.build(["lenet5"], **build)
+    [run] = store.finished()
+    assert not (tiny_zoo / "runs").exists() or list((tiny_zoo / "runs").iterdir()) == []  # nor half a copy
+    trained = (run.path / "history.json").stat().st_mtime_ns
+
+    monkeypatch.setattr(zoo, "SIZE_BUDGET", 32 * 2**20)
+    shipped, _ = zoo.build(["lenet5"], **build)
+    assert shipped["shipped"] and shipped["run_id"] == run.run_id
+    assert (run.path / "history.json").stat().st_mtime_ns == trained  # shipped as trained, not trained again
+
+
 def test_unknown_zoo_entry(tiny_zoo):
     with pytest.raises(ConvnetsError, match="not in the zoo: alexnet"):
         zoo.select(["alexnet"])
@@ -104,7 +129,7 @@ def test_every_shipped_run_has_its_answers_and_its_robustness():
         assert all(len(row) == SEVERITIES for row in measured["accuracy"].values())
         assert abs(measured["clean_accuracy"] - evaluation["test_accuracy"]) < 0.03  # a 1,000-image subset
         assert 0 < run.calibration()["ece"] < 0.2
-    assert sum(f.stat().st_size for f in zoo.ZOO_DIR.rglob("*") if f.is_file()) < 32 * 2**20  # it travels
+    assert sum(f.stat().st_size for f in zoo.ZOO_DIR.rglob("*") if f.is_file()) < zoo.SIZE_BUDGET  # it travels
 
 
 def test_every_shipped_runs_recorded_command_makes_exactly_its_configuration(data_dir):
