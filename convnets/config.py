@@ -14,7 +14,7 @@ import itertools
 import json
 import math
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,10 +199,17 @@ def sweep(base: RunConfig, seeds: Sequence[int], values: dict[str, Sequence]) ->
 def reproduce_command(config: RunConfig, data_dir: str | None) -> str:
     """The full command that makes this exact run, recorded with it: every field of the recipe is spelled out,
     because the registry's defaults can change and this must not."""
-    argv = ["train", "--model", config.model, "--dataset", config.dataset]
-    for f in dataclasses.fields(Recipe):
-        value = getattr(config.recipe, f.name)
-        flag = f"--{f.name.replace('_', '-')}"
-        argv += [flag if value else f"--no-{f.name}"] if isinstance(value, bool) else [flag, value]
+    fields = [(f.name, getattr(config.recipe, f.name)) for f in dataclasses.fields(Recipe)]
+    argv = ["train", "--model", config.model, "--dataset", config.dataset, *recipe_flags(fields)]
     argv += ["--seed", config.seed] + (["--data-dir", data_dir] if data_dir else [])
     return "python -m convnets " + shlex.join(map(str, argv))
+
+
+def recipe_flags(fields: Iterable[tuple[str, object]]) -> list[object]:
+    """Recipe fields as `train` options: ``("batch_size", 256)`` is ``--batch-size 256``, a flag ``--tta`` or
+    ``--no-tta``."""
+    argv: list[object] = []
+    for name, value in fields:
+        flag = f"--{name.replace('_', '-')}"
+        argv += [flag if value else f"--no-{name}"] if isinstance(value, bool) else [flag, value]
+    return argv

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import torch
 
 from . import data as datamod
 from .compare import predictions_of
-from .config import RunConfig, reproduce_command
+from .config import RunConfig, recipe_flags, reproduce_command
 from .device import pick_device
 from .errors import ConvnetsError
 from .evaluate import final_report, predict_probs
@@ -166,7 +167,7 @@ def build(
             predictions_of(complete, data_dir, device)
             robustness_of(complete, data_dir, device)
             continue
-        least = get_model(entry.model).num_params(entry.dataset)  # int8 weights: a byte each, at the very least
+        least = _least_size(entry)
         _require_room(zoo_dir, config, least, f"its {least:,} weights take at least {least / 1e6:.1f} MB even in int8")
         run, _ = train_run(config, store=store, data_dir=data_dir, device=device, progress=progress,
                            compile=compile, command=reproduce_command(config, data_dir))
@@ -188,17 +189,40 @@ def _bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-def _require_room(zoo_dir: Path, config: RunConfig, size: int, why: str) -> None:
-    """Refuse an entry that would take the zoo past SIZE_BUDGET, counting neither the runs it replaces (its entry's
-    earlier runs) nor half-written copies; before training it is told the least the entry can take, so that no
-    device time goes to a model that cannot ship."""
+def _room_for(zoo_dir: Path, model: str, dataset: str) -> int:
+    """Bytes an entry may take: SIZE_BUDGET less the zoo's files, counting neither the runs it would replace (its
+    entry's earlier runs) nor half-written copies."""
     runs = zoo_dir / "runs"
-    left_out = [*runs.glob(f"{config.model}-{config.dataset}-*"), *runs.glob(".*")]
+    left_out = [*runs.glob(f"{model}-{dataset}-*"), *runs.glob(".*")]
     used = _bytes(zoo_dir) - sum(_bytes(p) for p in left_out) if zoo_dir.is_dir() else 0
-    if used + size > SIZE_BUDGET:
+    return SIZE_BUDGET - used
+
+
+def _least_size(entry: Entry) -> int:
+    """The fewest bytes an entry's run can ship in: its weights in int8, a byte each, and nothing else."""
+    return get_model(entry.model).num_params(entry.dataset)
+
+
+def too_big(entry: Entry, zoo_dir: Path = ZOO_DIR) -> bool:
+    """Whether the entry cannot ship even in int8, so that ``build`` refuses it: it can still be trained into a
+    user's own store (``train_command``)."""
+    return _least_size(entry) > _room_for(zoo_dir, entry.model, entry.dataset)
+
+
+def train_command(entry: Entry) -> str:
+    """The short command that trains an entry's pinned recipe into the user's own store: the model's default
+    recipe plus the entry's overrides, which is the same run as the zoo's."""
+    argv = ["train", "--model", entry.model, "--dataset", entry.dataset, *recipe_flags(entry.overrides)]
+    return "python -m convnets " + shlex.join(map(str, argv)) + " --data-dir DIR"
+
+
+def _require_room(zoo_dir: Path, config: RunConfig, size: int, why: str) -> None:
+    """Refuse an entry that would take the zoo past SIZE_BUDGET; before training it is told the least the entry can
+    take, so that no device time goes to a model that cannot ship."""
+    room = _room_for(zoo_dir, config.model, config.dataset)
+    if size > room:
         raise ConvnetsError(f"{config.model} ({config.dataset}) does not fit the zoo: {why}, and the zoo has "
-                            f"{max(SIZE_BUDGET - used, 0) / 1e6:.1f} MB left of its {SIZE_BUDGET / 2**20:.0f} MiB "
-                            "budget")
+                            f"{max(room, 0) / 1e6:.1f} MB left of its {SIZE_BUDGET / 2**20:.0f} MiB budget")
 
 
 def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) -> None:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from convnets.reporting import JPEG_COST
-from convnets.zoo import untrained
+from convnets.zoo import SIZE_BUDGET, too_big, train_command, untrained
 from dashboard import common, figures, tables
 
 st.title("Leaderboard")
@@ -68,11 +68,16 @@ else:
                    "batches; **≈ official** adds that back, and the differences (Δ, in points) to the "
                    "published figures use it.")
     missing = untrained(zip(board["Model"], board["Dataset"]), dataset)
-    if missing:
-        names = ", ".join(e.model for e in missing)
+    shippable = [e for e in missing if not too_big(e)]
+    if shippable:
+        names = ", ".join(e.model for e in shippable)
         st.caption(f"Not trained yet, neither in the shipped zoo nor in your store: {names}. "
-                   f"`python -m convnets zoo --only {missing[0].model} --data-dir DIR` trains one with the zoo's "
+                   f"`python -m convnets zoo --only {shippable[0].model} --data-dir DIR` trains one with the zoo's "
                    "pinned recipe, in a GPU's minutes or a CPU's hours (README, \"The shipped model zoo\").")
+    for entry in missing:
+        if entry not in shippable:
+            st.caption(f"{entry.model} ({entry.dataset}) is too big for the shipped zoo's {SIZE_BUDGET / 2**20:.0f} "
+                       f"MiB and not in your store: `{train_command(entry)}` trains it there with the zoo's recipe.")
     st.download_button("Download CSV", board.to_csv(index=False), file_name="leaderboard.csv", mime="text/csv",
                        icon=":material/download:")
 

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from ui_helpers import FAILED_ERROR, built_store, copy_runs, tiny_config  # noqa: F401 - built_store is a fixture
 
 from convnets import data as datamod
+from convnets import zoo
 from convnets.calibration import reliability
 from convnets.compare import compare
 from convnets.config import RunConfig
@@ -103,6 +104,16 @@ def test_leaderboard_shows_every_finished_run_beside_the_published_figures(store
     assert at.download_button[0].label == "Download CSV"
     stragglers = at.dataframe[1].value
     assert list(stragglers["State"]) == ["failed"] and stragglers["Error"][0] == FAILED_ERROR
+
+
+def test_leaderboard_names_the_zoo_entries_not_trained_and_how_to_train_them(store, monkeypatch):
+    monkeypatch.setattr(zoo, "too_big", lambda entry, zoo_dir=None: entry.model == "vgg16")
+    shown = texts(open_page("leaderboard"))
+    [line] = [t for t in shown.splitlines() if t.startswith("Not trained yet")]
+    assert "resnet56" in line and "ref_vgg_mnist" in line and "vgg16" not in line.replace("ref_vgg", "")
+    assert "`python -m convnets zoo --only " in line
+    assert ("vgg16 (cifar10) is too big for the shipped zoo's 32 MiB and not in your store: `python -m convnets "
+            "train --model vgg16 --dataset cifar10 --epochs 40 --data-dir DIR` trains it there") in shown
 
 
 def test_accuracy_charts_leave_room_beyond_the_extreme_points():
@@ -345,7 +356,6 @@ def test_reproduce_the_study_queues_the_five_nets_on_the_chosen_seed(data_dir, m
     from types import SimpleNamespace
 
     from convnets import jobs as jobsmod
-    from convnets import zoo
 
     launched = []
     monkeypatch.setattr(jobsmod.subprocess, "Popen", lambda argv, **_: launched.append(argv) or SimpleNamespace(pid=0))

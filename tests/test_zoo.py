@@ -1,11 +1,13 @@
 import json
+import shlex
+import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from convnets import zoo
-from convnets.cli import main
+from convnets.cli import build_parser, config_from_args, main
 from convnets.errors import ConvnetsError
 from convnets.store import RunStore
 
@@ -90,6 +92,27 @@ def test_an_entry_that_would_break_the_size_budget_is_refused_and_loses_nothing(
     shipped, _ = zoo.build(["lenet5"], **build)
     assert shipped["shipped"] and shipped["run_id"] == run.run_id
     assert (run.path / "history.json").stat().st_mtime_ns == trained  # shipped as trained, not trained again
+
+
+@pytest.mark.parametrize("entry", zoo.ENTRIES, ids=zoo.entry_name)
+def test_an_entrys_train_command_asks_for_its_pinned_run(entry, data_dir):
+    """The command the Leaderboard gives for an entry the zoo cannot ship makes the zoo's own run, not a cousin."""
+    argv = shlex.split(zoo.train_command(entry).replace("DIR", str(data_dir)))[3:]
+    config = config_from_args(build_parser().parse_args(argv))
+    assert config == entry.config(config.data_copy)
+
+
+def test_too_big_is_whether_the_weights_alone_outgrow_what_the_budget_leaves(tiny_zoo, data_dir, monkeypatch):
+    lenet = TINY[0]  # 62,006 weights: 62 KB even in int8
+    monkeypatch.setattr(zoo, "SIZE_BUDGET", 62_005)
+    assert zoo.too_big(lenet, tiny_zoo)
+    monkeypatch.setattr(zoo, "SIZE_BUDGET", 70_000)
+    assert not zoo.too_big(lenet, tiny_zoo)
+    (tiny_zoo / "runs" / "other-run").mkdir(parents=True)
+    (tiny_zoo / "runs" / "other-run" / "model.safetensors").write_bytes(bytes(10_000))  # another entry's files
+    assert zoo.too_big(lenet, tiny_zoo)
+    shutil.move(tiny_zoo / "runs" / "other-run", tiny_zoo / "runs" / "lenet5-cifar10-0123456789")
+    assert not zoo.too_big(lenet, tiny_zoo)  # its own earlier run is replaced, not added to
 
 
 def test_unknown_zoo_entry(tiny_zoo):
