@@ -200,16 +200,15 @@ def reproduce_command(config: RunConfig, data_dir: str | None) -> str:
     """The full command that makes this exact run, recorded with it: every field of the recipe is spelled out,
     because the registry's defaults can change and this must not."""
     fields = [(f.name, getattr(config.recipe, f.name)) for f in dataclasses.fields(Recipe)]
-    argv = ["train", "--model", config.model, "--dataset", config.dataset, *recipe_flags(fields)]
-    argv += ["--seed", config.seed] + (["--data-dir", data_dir] if data_dir else [])
-    return "python -m convnets " + shlex.join(map(str, argv))
+    return train_command(config.model, config.dataset, fields,
+                         "--seed", config.seed, *(["--data-dir", data_dir] if data_dir else []))
 
 
-def recipe_flags(fields: Iterable[tuple[str, object]]) -> list[object]:
-    """Recipe fields as `train` options: ``("batch_size", 256)`` is ``--batch-size 256``, a flag ``--tta`` or
-    ``--no-tta``."""
-    argv: list[object] = []
+def train_command(model: str, dataset: str, fields: Iterable[tuple[str, object]], *tail: object) -> str:
+    """`python -m convnets train` for a model, a dataset and the recipe fields given, as options: ``("batch_size",
+    256)`` is ``--batch-size 256``, a flag ``--tta`` or ``--no-tta``; ``tail`` follows them."""
+    argv: list[object] = ["train", "--model", model, "--dataset", dataset]
     for name, value in fields:
         flag = f"--{name.replace('_', '-')}"
         argv += [flag if value else f"--no-{name}"] if isinstance(value, bool) else [flag, value]
-    return argv
+    return "python -m convnets " + shlex.join(map(str, [*argv, *tail]))

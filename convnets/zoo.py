@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ import torch
 
 from . import data as datamod
 from .compare import predictions_of
-from .config import RunConfig, recipe_flags, reproduce_command
+from .config import RunConfig, reproduce_command
+from .config import train_command as config_train_command
 from .device import pick_device
 from .errors import ConvnetsError
 from .evaluate import final_report, predict_probs
@@ -212,8 +212,7 @@ def too_big(entry: Entry, zoo_dir: Path = ZOO_DIR) -> bool:
 def train_command(entry: Entry) -> str:
     """The short command that trains an entry's pinned recipe into the user's own store: the model's default
     recipe plus the entry's overrides, which is the same run as the zoo's."""
-    argv = ["train", "--model", entry.model, "--dataset", entry.dataset, *recipe_flags(entry.overrides)]
-    return "python -m convnets " + shlex.join(map(str, argv)) + " --data-dir DIR"
+    return config_train_command(entry.model, entry.dataset, entry.overrides, "--data-dir", "DIR")
 
 
 def _require_room(zoo_dir: Path, config: RunConfig, size: int, why: str) -> None:
