@@ -39,7 +39,7 @@ class Cancelled(Exception):
 
 
 class Diverged(ConvnetsError):
-    """The loss became NaN or infinite: the recipe (usually the learning rate) does not train this model."""
+    """The loss became NaN or infinite, or training collapsed to chance: the recipe does not train this model."""
 
 
 ProgressFn = Callable[[Progress], None]
@@ -266,6 +266,16 @@ class EpochStats:
     lr: float  # the learning rate of the epoch's last step
 
 
+def collapsed(trail: list[EpochStats], classes: int) -> bool:
+    """Whether training has collapsed to chance for good: the last two epochs at the loss of a constant output,
+    ln(classes), after an epoch that had learned something. A net without batch norm whose ReLUs have all died
+    (too much weight decay at the peak rate, say) stays there whatever the schedule does next, so its remaining
+    epochs would be hours spent for nothing."""
+    stuck = [s.loss >= 0.98 * math.log(classes) and s.accuracy < 1.5 / classes for s in trail[-2:]]
+    learned = any(s.accuracy >= 2 / classes for s in trail[:-2])
+    return len(stuck) == 2 and all(stuck) and learned
+
+
 class Trainer:
     """A model, its optimiser and its training step on one device: what a run trains and a benchmark times.
 
@@ -457,24 +467,30 @@ class _Job:
                 run.set_status(State.RUNNING, **{**status, "phase": Phase.COMPILING})
             status["compile_seconds"] = trainer.warm_up(train)
         steps = trainer.steps_per_epoch(len(train))
+        trail: list[EpochStats] = []  # this process's epochs, the same on every rank
         for epoch in range(len(history) + 1, config.recipe.epochs + 1):
             on_step = self._reporter(run, status, epoch, steps, len(train))
             stats = trainer.train_epoch(train, epoch, on_step)
             if not math.isfinite(stats.loss):
                 raise Diverged(f"training diverged in epoch {epoch} (loss {stats.loss}); try a lower learning rate")
-            if run is None:
-                continue
-            scores = evaluate(trainer.model, test, device, cpu_bf16=trainer.bf16)
-            history.append(HistoryRow(
-                epoch=epoch, train_loss=stats.loss, train_accuracy=stats.accuracy, test_loss=scores["loss"],
-                test_accuracy=scores["accuracy"], lr=stats.lr, seconds=round(stats.seconds, 3), images=stats.images,
-                images_per_second=round(stats.images / stats.seconds, 1),
-                wall_seconds=round(sum(h["seconds"] for h in history) + stats.seconds, 3)).to_dict())
-            run.save_resume(trainer.state(epoch))
-            run.write("history.json", history)
-            done = Progress(epoch, config.recipe.epochs, steps, steps, stats.loss, stats.accuracy,
-                            stats.images / stats.seconds, 0.0)
-            run.set_status(State.RUNNING, progress=done.to_dict(), **status)
+            trail.append(stats)
+            if run is not None:
+                scores = evaluate(trainer.model, test, device, cpu_bf16=trainer.bf16)
+                history.append(HistoryRow(
+                    epoch=epoch, train_loss=stats.loss, train_accuracy=stats.accuracy, test_loss=scores["loss"],
+                    test_accuracy=scores["accuracy"], lr=stats.lr, seconds=round(stats.seconds, 3),
+                    images=stats.images, images_per_second=round(stats.images / stats.seconds, 1),
+                    wall_seconds=round(sum(h["seconds"] for h in history) + stats.seconds, 3)).to_dict())
+                run.save_resume(trainer.state(epoch))
+                run.write("history.json", history)
+                done = Progress(epoch, config.recipe.epochs, steps, steps, stats.loss, stats.accuracy,
+                                stats.images / stats.seconds, 0.0)
+                run.set_status(State.RUNNING, progress=done.to_dict(), **status)
+            if collapsed(trail, len(data.classes)):
+                best = max(s.accuracy for s in trail)
+                raise Diverged(f"training collapsed to chance in epochs {epoch - 1}-{epoch} (loss {stats.loss:.3f}, "
+                               f"that of the same answer for every image, after {best:.1%} training accuracy): its "
+                               "units died; try a lower weight decay or learning rate")
         if run is not None:
             self._finish(run, trainer.model, data, history, status)
 

@@ -12,7 +12,7 @@ from convnets.config import RunConfig
 from convnets.errors import ConvnetsError
 from convnets.models import get_model
 from convnets.store import RunStore, trained_on
-from convnets.train import Cancelled, Diverged, Objective, Trainer, lr_at, momentum_at, train_run
+from convnets.train import Cancelled, Diverged, EpochStats, Objective, Trainer, collapsed, lr_at, momentum_at, train_run
 
 
 def mnist_config(**recipe) -> RunConfig:
@@ -84,6 +84,36 @@ def test_divergence_fails_the_run_without_a_model(data_dir, monkeypatch):
     status = run.status()
     assert status["state"] == "failed" and "learning rate" in status["error"]
     assert not (run.path / "model.safetensors").exists() and not run.finished
+
+
+def _epochs(*losses_and_accuracies: tuple[float, float]) -> list[EpochStats]:
+    return [EpochStats(loss, accuracy, 100, 1.0, 0.1) for loss, accuracy in losses_and_accuracies]
+
+
+def test_a_collapse_is_two_epochs_at_chance_after_learning():
+    chance = (math.log(10), 0.1)
+    assert collapsed(_epochs((1.2, 0.6), chance, chance), 10)
+    assert not collapsed(_epochs((1.2, 0.6), (1.0, 0.65), chance), 10)  # one epoch at chance may pass
+    assert not collapsed(_epochs(chance, chance, chance), 10)  # a slow start has not learned anything yet
+    assert not collapsed(_epochs((1.2, 0.6), chance, (2.2, 0.18)), 10)  # climbing out again
+
+
+def test_a_collapsed_run_fails_with_its_curves_kept(data_dir, monkeypatch):
+    # A ReLU net that died (the study's ALL-CNN at weight decay 1e-3 did, at epoch 21 of 50) is simulated: one
+    # epoch that learns, then the loss of a constant answer, ln 10.
+    train_epoch = Trainer.train_epoch
+
+    def dying(self, split, epoch, on_step=None):
+        stats = train_epoch(self, split, epoch, on_step)
+        return stats if epoch == 1 else EpochStats(math.log(10), 0.1, stats.images, stats.seconds, stats.lr)
+
+    monkeypatch.setattr(Trainer, "train_epoch", dying)
+    config = mnist_config(epochs=6)
+    with pytest.raises(Diverged, match="collapsed to chance in epochs 2-3"):
+        train_run(config, data_dir=str(data_dir), device="cpu")
+    run = RunStore().get(config.run_id)
+    assert run.status()["state"] == "failed" and "weight decay" in run.status()["error"]
+    assert [h["epoch"] for h in run.history()] == [1, 2, 3] and not run.finished
 
 
 def test_cifar_folder_run_records_the_jpeg_copy(data_dir):
