@@ -488,9 +488,9 @@ class _Job:
                 run.set_status(State.RUNNING, progress=done.to_dict(), **status)
             if collapsed(trail, len(data.classes)):
                 best = max(s.accuracy for s in trail)
-                raise Diverged(f"training collapsed to chance in epochs {epoch - 1}-{epoch} (loss {stats.loss:.3f}, "
-                               f"that of the same answer for every image, after {best:.1%} training accuracy): its "
-                               "units died; try a lower weight decay or learning rate")
+                raise Diverged(f"training collapsed to chance at epoch {epoch}: try a lower weight decay or learning "
+                               f"rate (loss {stats.loss:.3f} in epochs {epoch - 1}-{epoch}, that of the same answer "
+                               f"for every image, after {best:.1%} training accuracy: its units died)")
         if run is not None:
             self._finish(run, trainer.model, data, history, status)
 
