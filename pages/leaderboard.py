@@ -113,4 +113,4 @@ else:
 
 if not stragglers.empty:
     st.subheader("Not finished")
-    st.dataframe(stragglers, hide_index=True)
+    st.table(stragglers, hide_index=True)  # a static table wraps an error instead of cutting it at the column
