@@ -467,7 +467,8 @@ class _Job:
                 run.set_status(State.RUNNING, **{**status, "phase": Phase.COMPILING})
             status["compile_seconds"] = trainer.warm_up(train)
         steps = trainer.steps_per_epoch(len(train))
-        trail: list[EpochStats] = []  # this process's epochs, the same on every rank
+        # every epoch so far, the same on every rank, so that a collapse spanning a resume is seen too
+        trail = [EpochStats(h["train_loss"], h["train_accuracy"], h["images"], h["seconds"], h["lr"]) for h in history]
         for epoch in range(len(history) + 1, config.recipe.epochs + 1):
             on_step = self._reporter(run, status, epoch, steps, len(train))
             stats = trainer.train_epoch(train, epoch, on_step)

@@ -116,6 +116,31 @@ def test_a_collapsed_run_fails_with_its_curves_kept(data_dir, monkeypatch):
     assert [h["epoch"] for h in run.history()] == [1, 2, 3] and not run.finished
 
 
+def test_a_collapse_that_spans_a_resume_fails_the_resumed_run(data_dir, monkeypatch):
+    # Epoch 2 at chance, then cancelled in epoch 3: the resumed run must still count epoch 2 (and epoch 1's
+    # learning) from its history, or a dead net resumed after a stop would train to its last epoch.
+    train_epoch = Trainer.train_epoch
+
+    def dying(self, split, epoch, on_step=None):
+        stats = train_epoch(self, split, epoch, on_step)
+        return stats if epoch == 1 else EpochStats(math.log(10), 0.1, stats.images, stats.seconds, stats.lr)
+
+    monkeypatch.setattr(Trainer, "train_epoch", dying)
+    config = mnist_config(epochs=6)
+    store = RunStore()
+
+    def after_two_epochs() -> bool:
+        run = store.get(config.run_id)
+        return run is not None and len(run.history()) >= 2
+
+    with pytest.raises(Cancelled):
+        train_run(config, data_dir=str(data_dir), device="cpu", cancel=after_two_epochs)
+    assert [h["epoch"] for h in store.get(config.run_id).history()] == [1, 2]
+    with pytest.raises(Diverged, match="collapsed to chance at epoch 3"):
+        train_run(config, data_dir=str(data_dir), device="cpu")
+    assert [h["epoch"] for h in store.get(config.run_id).history()] == [1, 2, 3]
+
+
 def test_cifar_folder_run_records_the_jpeg_copy(data_dir):
     base = get_model("lenet5").recipes["cifar10"]
     config = RunConfig("lenet5", "cifar10", base.replace(epochs=2, batch_size=50), data_copy="jpeg")
