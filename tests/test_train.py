@@ -98,9 +98,8 @@ def test_a_collapse_is_two_epochs_at_chance_after_learning():
     assert not collapsed(_epochs((1.2, 0.6), chance, (2.2, 0.18)), 10)  # climbing out again
 
 
-def test_a_collapsed_run_fails_with_its_curves_kept(data_dir, monkeypatch):
-    # A ReLU net that died (the study's ALL-CNN at weight decay 1e-3 did, at epoch 21 of 50) is simulated: one
-    # epoch that learns, then the loss of a constant answer, ln 10.
+def _die_after_epoch_one(monkeypatch) -> None:
+    """Every epoch after the first reports the loss and accuracy of a constant answer (ln 10, 10 %)."""
     train_epoch = Trainer.train_epoch
 
     def dying(self, split, epoch, on_step=None):
@@ -108,6 +107,12 @@ def test_a_collapsed_run_fails_with_its_curves_kept(data_dir, monkeypatch):
         return stats if epoch == 1 else EpochStats(math.log(10), 0.1, stats.images, stats.seconds, stats.lr)
 
     monkeypatch.setattr(Trainer, "train_epoch", dying)
+
+
+def test_a_collapsed_run_fails_with_its_curves_kept(data_dir, monkeypatch):
+    # A ReLU net that died (the study's ALL-CNN at weight decay 1e-3 did, at epoch 21 of 50) is simulated: one
+    # epoch that learns, then the loss of a constant answer, ln 10.
+    _die_after_epoch_one(monkeypatch)
     config = mnist_config(epochs=6)
     with pytest.raises(Diverged, match="collapsed to chance at epoch 3: try a lower weight decay"):
         train_run(config, data_dir=str(data_dir), device="cpu")
@@ -119,13 +124,7 @@ def test_a_collapsed_run_fails_with_its_curves_kept(data_dir, monkeypatch):
 def test_a_collapse_that_spans_a_resume_fails_the_resumed_run(data_dir, monkeypatch):
     # Epoch 2 at chance, then cancelled in epoch 3: the resumed run must still count epoch 2 (and epoch 1's
     # learning) from its history, or a dead net resumed after a stop would train to its last epoch.
-    train_epoch = Trainer.train_epoch
-
-    def dying(self, split, epoch, on_step=None):
-        stats = train_epoch(self, split, epoch, on_step)
-        return stats if epoch == 1 else EpochStats(math.log(10), 0.1, stats.images, stats.seconds, stats.lr)
-
-    monkeypatch.setattr(Trainer, "train_epoch", dying)
+    _die_after_epoch_one(monkeypatch)
     config = mnist_config(epochs=6)
     store = RunStore()
 
