@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import data as datamod
-from .config import CHOICES, DATASETS, Recipe, RunConfig, reproduce_command
+from .config import CHOICES, DATASETS, MIRRORED, Recipe, RunConfig, reproduce_command
 from .errors import ConvnetsError
 from .models import REGISTRY, default_recipe
 from .reporting import pct
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="re-evaluate a run on the test split")
     e.add_argument("run_id")
+    e.add_argument("--tta", action=argparse.BooleanOptionalAction,
+                   help="with (or without) test-time flips, whatever the run's recipe says: what they are worth "
+                   "(default: as the run was trained)")
     _common(e, device=True, data=True)
 
     c = sub.add_parser("compare", help="two runs on the same test images: 2×2 table and McNemar's exact test")
@@ -252,19 +255,27 @@ def cmd_eval(args) -> int:
         reason = f" ({status['error']})" if status.get("error") else ""
         raise ConvnetsError(f"run {run.run_id} {what}{reason}: only a finished run has a model to evaluate")
     config = run.config
+    tta = config.recipe.tta if args.tta is None else args.tta
+    if tta and config.recipe.augment not in MIRRORED:
+        raise ConvnetsError(f"run {run.run_id} was trained without mirrored images ({config.recipe.augment}): "
+                            "averaging each test image with its mirror would measure images it never saw")
     data = datamod.load_copy(config.dataset, config.data_copy, args.data_dir)
-    report, _, predictions = final_report(run.load_model(device), data, device)
+    model = run.load_model(device)
+    model.tta = tta
+    report, _, predictions = final_report(model, data, device)
     stored = (run.evaluation() or {}).get("test_accuracy")
     ece = reliability(predictions.confidence, predictions.correct)["ece"]
     out = {"run_id": run.run_id, "test_accuracy": report["test_accuracy"], "stored_test_accuracy": stored,
-           "calibration_error": ece, "confusion_matrix": report["confusion_matrix"], "data_copy": data.copy}
+           "tta": tta, "stored_tta": config.recipe.tta, "calibration_error": ece,
+           "confusion_matrix": report["confusion_matrix"], "data_copy": data.copy}
     if args.json:
         print(json.dumps(out))
     else:
-        stored_text = f" (stored: {pct(stored)})" if stored is not None else ""
-        accuracy = pct(report["test_accuracy"])
-        print(f"{run.run_id}: test accuracy {accuracy} on {data.copy} {config.dataset}{stored_text}, expected "
-              f"calibration error {pct(ece)} ({BINS} bins)")
+        flips = {True: " with test-time flips", False: " without test-time flips"}
+        ours, theirs = (flips[tta], flips[config.recipe.tta]) if tta != config.recipe.tta else ("", "")
+        stored_text = f" (stored{theirs}: {pct(stored)})" if stored is not None else ""
+        print(f"{run.run_id}: test accuracy {pct(report['test_accuracy'])}{ours} on {data.copy} {config.dataset}"
+              f"{stored_text}, expected calibration error {pct(ece)} ({BINS} bins)")
         _print_table([("", *config_classes(config))] + [
             (name, *map(str, row)) for name, row in zip(config_classes(config), report["confusion_matrix"])])
     return 0

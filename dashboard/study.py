@@ -88,7 +88,9 @@ def _live_table(data_copy: str, seed: int, polling: bool) -> None:
     }
     st.dataframe(frame, hide_index=True, placeholder="–", column_config=formats)
     cost = copy_cost(data_copy)
+    flipped = [r["model"] for r in rows if r["tta"]]
     st.caption(f"Zoo % and Ours %: test accuracy on the **{label}** of CIFAR-10"
+               + (f" ({', '.join(flipped)}: each test image averaged with its mirror)" if flipped else "")
                + (f"; ≈ official % adds back the copy's measured cost of {100 * cost:.1f} points." if cost else "."))
 
 

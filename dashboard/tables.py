@@ -21,10 +21,11 @@ OFFICIAL = "≈ official %"  # the column that puts every run in official-data t
 AT_CHANCE = "At chance"  # no better than a guess (reporting.at_chance): kept in the table, out of the best cards
 ECE = "ECE %"  # expected calibration error, 15 bins
 CORRUPTED = "Corrupted %"  # mean test accuracy over the corruptions and their severities
+FLIPS = "Test flips"  # evaluated on each image and its mirror (the recipe's tta): worth about half a point
 # The columns read most come first, so that they fit a laptop's screen; the at-chance flag, rarely set and counted
 # above the table when it is, comes after them.
 LEADERBOARD_COLUMNS = ["Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper",
-                       "Reference %", "Δ reference", ECE, CORRUPTED, "Params", "Epochs", AT_CHANCE, "Best %",
+                       "Reference %", "Δ reference", ECE, CORRUPTED, "Params", "Epochs", FLIPS, AT_CHANCE, "Best %",
                        "Best epoch", "Train s", "img/s", "Device", "Zoo", "Run"]
 GROUP_COLUMNS = ["Model", "Dataset", "Data", "Epochs", "Batch", "LR", "Weight decay", "n", "Test acc. %", "± std",
                  ECE, CORRUPTED, "Seeds", "Group"]
@@ -91,6 +92,7 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
             "Params": s["params"],
             "Epochs": s["epochs"],
+            FLIPS: s["recipe"]["tta"],
             "Test acc. %": _points(s["test_accuracy"]),
             OFFICIAL: _points(official),
             AT_CHANCE: bool(s.get("at_chance")),

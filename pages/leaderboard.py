@@ -57,6 +57,9 @@ else:
         tables.CORRUPTED: number(format="%.2f", width=95, help="Test accuracy under the corruptions, mean over "
                                  "corruptions and severities (Robustness page)"),
         "Epochs": number(width="small"),
+        tables.FLIPS: st.column_config.CheckboxColumn(width="small", help="Test accuracy measured on each image and "
+                                                      "its mirror, averaged (test-time augmentation): about half a "
+                                                      "point more than on the images alone"),
         "Best %": number(format="%.2f", width="small", help="Best test accuracy over the epochs"),
         "Best epoch": number(width="small"),
         "Train s": number(format="%.1f", width="small"),

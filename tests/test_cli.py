@@ -3,9 +3,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
+from ui_helpers import built_store, copy_runs  # noqa: F401 - built_store is a fixture
 
+from convnets import data as datamod
 from convnets.cli import main
+from convnets.evaluate import evaluate
 from convnets.store import RunStore
 
 TRAIN = ["train", "--model", "lenet5", "--dataset", "mnist", "--epochs", "2", "--batch-size", "32"]
@@ -55,6 +59,24 @@ def test_train_json_contract_then_cache_runs_eval(capsys, data_dir):
     assert len(matrix) == 10 and all(len(row) == 10 for row in matrix) and sum(map(sum, matrix)) == 200
     stored = RunStore().require(first["run_id"]).calibration()  # from the predictions kept at the end of training
     assert 0 < evaluation["calibration_error"] < 1 and evaluation["calibration_error"] == pytest.approx(stored["ece"])
+    assert evaluation["tta"] is False  # as the recipe says, and digits are never mirrored:
+    code, _, err = run_cli(capsys, "eval", first["run_id"], "--tta", "--data-dir", str(data_dir))
+    assert code == 2 and "trained without mirrored images (none)" in err
+
+
+def test_eval_measures_what_test_time_flips_are_worth(capsys, built_store, home, data_dir):  # noqa: F811
+    copy_runs(built_store, home)
+    [run] = [r for r in RunStore().finished("cifar10") if r.config.model == "lenet5"]
+    assert not run.config.recipe.tta and run.config.recipe.augment == "crop-flip"
+    code, out, _ = run_cli(capsys, "eval", run.run_id, "--tta", "--data-dir", str(data_dir))
+    stored = run.evaluation()["test_accuracy"]
+    assert code == 0 and f"with test-time flips on jpeg cifar10 (stored without test-time flips: {stored:.2%})" in out
+    code, out, _ = run_cli(capsys, "eval", run.run_id, "--tta", "--data-dir", str(data_dir), "--json")
+    flipped = last_json(out)
+    model = run.load_model()
+    model.tta = True  # the model's own mirror averaging, on the same test split
+    expected = evaluate(model, datamod.load("cifar10", data_dir).test, torch.device("cpu"))["accuracy"]
+    assert flipped["tta"] and not flipped["stored_tta"] and flipped["test_accuracy"] == pytest.approx(expected)
 
 
 def test_predict_gives_every_model_for_every_image(capsys, data_dir, tmp_path):

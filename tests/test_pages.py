@@ -28,7 +28,7 @@ from convnets.schema import ACTIVE
 from convnets.store import RunStore
 from convnets.train import train_run
 from dashboard import figures, tables
-from dashboard.tables import CORRUPTED, ECE, OFFICIAL
+from dashboard.tables import CORRUPTED, ECE, FLIPS, OFFICIAL
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 RESULT_PAGES = ["leaderboard", "curves", "errors", "compare", "robustness", "draw", "photo", "inside"]
@@ -91,7 +91,7 @@ def test_leaderboard_shows_every_finished_run_beside_the_published_figures(store
     mnist = summary_of(store, "lenet5", "mnist")
     assert len(board) == 3
     row = board[board["Run"] == cifar["run_id"]].iloc[0]
-    assert row["Data"] == "JPEG copy"
+    assert row["Data"] == "JPEG copy" and not row[FLIPS]  # evaluated on the test images alone
     assert row["Test acc. %"] == pytest.approx(100 * cifar["test_accuracy"], abs=0.01)
     assert row["≈ official %"] == pytest.approx(100 * cifar["test_accuracy"] + 3.3, abs=0.01)
     row = board[board["Run"] == mnist["run_id"]].iloc[0]
@@ -279,17 +279,21 @@ def test_train_page_submits_the_whole_recipe_and_shows_the_log(data_dir, jobs):
     at.number_input(key="wd-cifar10-lenet5").set_value(0.0)
     at.number_input(key="ls-cifar10-lenet5").set_value(0.2)
     at.selectbox(key="augment-cifar10-lenet5").set_value("none")
+    at.checkbox(key="tta-cifar10-lenet5").check()
+    at.button[0].click().run()  # test-time flips average each image with its mirror: unmirrored training is refused
+    assert "tta averages each image with its mirror" in at.error[0].value and jobs.jobs() == []
+    at.selectbox(key="augment-cifar10-lenet5").set_value("flip")
     at.button[0].click().run()
     assert not at.exception
     [job] = jobs.jobs()
     recipe = job.config.recipe
-    assert (recipe.optimizer, recipe.schedule, recipe.weight_decay, recipe.label_smoothing, recipe.augment) == (
-        "adam", "cosine", 0.0, 0.2, "none")
+    assert (recipe.optimizer, recipe.schedule, recipe.weight_decay, recipe.label_smoothing, recipe.augment,
+            recipe.tta) == ("adam", "cosine", 0.0, 0.2, "flip", True)
     # The job trains exactly the configuration the form made: the one the page built is the one the trainer read.
     default = default_recipe("lenet5", "cifar10")
     expected = RunConfig("lenet5", "cifar10", default.replace(
         epochs=30, batch_size=8, optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.2,
-        augment="none"), seed=0, data_copy="jpeg")
+        augment="flip", tta=True), seed=0, data_copy="jpeg")
     assert job.config == expected and job.job_id == expected.run_id
     assert RunConfig.read(jobs.dir / f"{job.job_id}.config.json") == expected
     wait_for(job.job_id, ("running",))
@@ -369,7 +373,8 @@ def test_reproduce_the_study_queues_the_five_nets_on_the_chosen_seed(data_dir, m
     [study] = [d.value for d in at.dataframe if "Study %" in d.value.columns]
     assert list(study["Model"]) == ["ref_lenet", "ref_vgg", "ref_allcnn", "ref_resnet20", "ref_wrn14_2"]
     assert list(study["Study %"]) == [79.8, 88.1, 90.3, 91.0, 92.2]
-    assert any("Zoo % and Ours %" in c.value and "JPEG copy" in c.value for c in at.caption)
+    [note] = [c.value for c in at.caption if "Zoo % and Ours %" in c.value]
+    assert "JPEG copy" in note and "ref_allcnn: each test image averaged with its mirror" in note  # its pinned tta
 
 
 # --- runs of one model, runs at chance level ---------------------------------------------------------

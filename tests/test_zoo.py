@@ -51,6 +51,7 @@ def test_build_ships_compact_runs_and_a_results_table(tiny_zoo, data_dir, capsys
     assert shipped["target"] is None and missing["target"] == pytest.approx(0.798 - 0.033)
     table = (tiny_zoo / "results.md").read_text()
     assert "CIFAR-10 JPEG copy" in table and "| ref_lenet | cifar10 | – |" in table and "not trained yet" in table
+    assert not shipped["tta"] and f"| {shipped['epochs']} | no | " in table  # the figure is of the images alone
     assert json.loads((tiny_zoo / "results.json").read_text()) == rows
     assert 0 < shipped["ece"] < 1 and shipped["clean_accuracy"] == pytest.approx(evaluation["test_accuracy"])
     calibration = f"| lenet5 | cifar10 | {shipped['ece']:.2%} | {shipped['clean_accuracy']:.2%} | "
