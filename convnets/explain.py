@@ -35,7 +35,9 @@ class Explainer:
     """A trained classifier (Normalize, then the registry network) ready to be looked into.
 
     Captum hooks the model's modules while it works, so a model that several threads share (the dashboard's
-    sessions) is only ever explained under its own lock.
+    sessions) is only ever explained under its own lock. ``net`` sees one image per pass even for a run whose
+    recipe averages each image with its mirror (``tta``): a layer hook would otherwise see two passes, and the layer
+    views count one; ``explain`` does the averaging itself.
     """
 
     run_id: str
@@ -45,13 +47,16 @@ class Explainer:
     cam_layer: str  # path of the Grad-CAM layer inside net[1]
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     name: str = ""  # tells runs of one model apart (reporting.run_name); the model's name where not given
+    tta: bool = False  # the model answers from each image and its mirror, averaged
 
     @classmethod
     def load(cls, run: Run) -> Explainer:
         config = run.config
         net = run.load_model("cpu").requires_grad_(False)  # gradients flow to activations and inputs, not weights
+        net.tta = False
         name = run_name(config.model, config.recipe.epochs, run.run_id, run.readonly)
-        return cls(run.run_id, config.model, config.dataset, net, get_model(config.model).cam_layer, name=name)
+        return cls(run.run_id, config.model, config.dataset, net, get_model(config.model).cam_layer, name=name,
+                   tta=config.recipe.tta)
 
     def layer(self, path: str) -> nn.Module:
         """The module at `path` inside the network (net[1], after the input normalisation)."""
@@ -116,9 +121,9 @@ def explain(explainers: Sequence[Explainer], images: Sequence[np.ndarray], metho
         for explainer in explainers:
             with explainer.lock:
                 with torch.no_grad():
-                    probabilities = explainer.net(batch).softmax(1)
+                    probabilities = _probabilities(explainer, batch)
                 targets = probabilities.argmax(1) if target is None else torch.full((len(images),), target)
-                maps = _ATTRIBUTIONS[method](explainer, batch, targets)
+                maps = _attribution(explainer, method, batch, targets)
             for i, (p, t) in enumerate(zip(probabilities.tolist(), targets.tolist())):
                 prediction = Prediction(explainer.run_id, explainer.model, explainer.name or explainer.model, p,
                                         CLASSES[dataset])
@@ -143,27 +148,56 @@ def _checked_batch(images: Sequence[np.ndarray], dataset: str) -> torch.Tensor:
     return as_batch([image.reshape(expected) for image in images])
 
 
-def _gradcam(explainer: Explainer, batch: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
-    """Selvaraju et al. 2017: the layer's maps weighted by their mean gradient, positive part, upsampled."""
+def _probabilities(explainer: Explainer, batch: torch.Tensor) -> torch.Tensor:
+    """The model's answer: softmax of the network, averaged with its answer for the mirror where the recipe says."""
+    probabilities = explainer.net(batch).softmax(1)
+    if explainer.tta:
+        probabilities = (probabilities + explainer.net(batch.flip(-1)).softmax(1)) / 2
+    return probabilities
+
+
+def _attribution(explainer: Explainer, method: str, batch: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    """The method's maps scaled to 0..1; a model that averages each image with its mirror gets the average of the
+    two views' evidence, the mirror's flipped back onto the image (for integrated gradients this is exactly the
+    attribution of the averaged logits: the method is linear in the function, and the black baseline is its own
+    mirror)."""
+    attribute, scale = _ATTRIBUTIONS[method]
+    raw = attribute(explainer, batch, targets)
+    if explainer.tta:
+        raw = (raw + attribute(explainer, batch.flip(-1), targets).flip(-1)) / 2
+    return scale(raw)
+
+
+def _gradcam(explainer: Explainer, batch: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Selvaraju et al. 2017: the layer's maps weighted by their mean gradient, positive part, upsampled (Nx1xHxW)."""
     cam = LayerGradCam(explainer.net, explainer.layer(explainer.cam_layer))
     maps = cam.attribute(batch, target=targets, relu_attributions=True)
-    maps = LayerAttribution.interpolate(maps.detach(), tuple(batch.shape[2:]), interpolate_mode="bilinear")
+    return LayerAttribution.interpolate(maps.detach(), tuple(batch.shape[2:]), interpolate_mode="bilinear")
+
+
+def _scale_gradcam(maps: torch.Tensor) -> np.ndarray:
+    """Each map over its own peak."""
     peak = maps.flatten(1).amax(1).clamp_min(1e-12)
     return (maps[:, 0] / peak[:, None, None]).clamp(0, 1).numpy()
 
 
-def _integrated_gradients(explainer: Explainer, batch: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
-    """Sundararajan et al. 2017, from a black image: how much each pixel counts, for or against the class (the
-    magnitude, summed over colour channels), with the IG_CLIP percentile as 1."""
+def _integrated_gradients(explainer: Explainer, batch: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Sundararajan et al. 2017, from a black image: how much each pixel and channel counts, for or against the
+    class (NxCxHxW)."""
     ig = IntegratedGradients(explainer.net)
-    attributions = ig.attribute(batch, baselines=torch.zeros_like(batch), target=targets, n_steps=IG_STEPS)
-    magnitude = attributions.detach().abs().sum(1)
+    return ig.attribute(batch, baselines=torch.zeros_like(batch), target=targets, n_steps=IG_STEPS).detach()
+
+
+def _scale_integrated_gradients(attributions: torch.Tensor) -> np.ndarray:
+    """The magnitude, summed over colour channels, with the IG_CLIP percentile as 1."""
+    magnitude = attributions.abs().sum(1)
     top = torch.quantile(magnitude.flatten(1), IG_CLIP / 100, dim=1).clamp_min(1e-12)
     return (magnitude / top[:, None, None]).clamp(0, 1).numpy()
 
 
-_ATTRIBUTIONS: dict[str, Callable[[Explainer, torch.Tensor, torch.Tensor], np.ndarray]] = {
-    "gradcam": _gradcam, "ig": _integrated_gradients}
+_Attribute = Callable[[Explainer, torch.Tensor, torch.Tensor], torch.Tensor]
+_ATTRIBUTIONS: dict[str, tuple[_Attribute, Callable[[torch.Tensor], np.ndarray]]] = {
+    "gradcam": (_gradcam, _scale_gradcam), "ig": (_integrated_gradients, _scale_integrated_gradients)}
 
 
 # --- layer by layer -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ the pictures and the CLI say what the models do."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -200,6 +201,41 @@ def test_explain_refuses_what_it_cannot_explain(half_nets):
         explain([explainer], [random_image("mnist")], target=10)
     with pytest.raises(ConvnetsError, match="one dataset at a time"):
         explain([explainer, fresh("lenet5", "cifar10")], [random_image("mnist")])
+
+
+@pytest.mark.parametrize("method", ["gradcam", "ig"])
+def test_a_model_that_averages_each_image_with_its_mirror_is_explained_on_both(method):
+    """The flip-averaging model answers the same for an image and its mirror, so its evidence must be the same map
+    mirrored; the plain network, not mirror-symmetric at its initial weights, shows that this is not for free."""
+    plain = fresh("resnet20", "cifar10")
+    averaging = dataclasses.replace(plain, tta=True)
+    image = random_image("cifar10")
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    (a,), (b,) = explain([averaging], [image, mirror], method, target=3)
+    assert a.prediction.probabilities == pytest.approx(b.prediction.probabilities, abs=1e-5)
+    assert np.allclose(b.heatmap, a.heatmap[:, ::-1], atol=1e-4) and a.heatmap.max() == pytest.approx(1)
+    (a,), (b,) = explain([plain], [image, mirror], method, target=3)
+    assert not np.allclose(b.heatmap, a.heatmap[:, ::-1], atol=1e-2)
+
+
+def test_a_stored_flip_averaging_run_is_explained_one_pass_at_a_time(zoo):
+    """The zoo's ResNet-9 averages flips: its explainer answers as the model does (the Photo page's answer), and its
+    network runs once per image in the layer views, so that their FLOPs are one pass's and a hook sees one image."""
+    [run] = [r for r in zoo.finished("cifar10") if r.config.model == "resnet9"]
+    explainer = Explainer.load(run)
+    assert run.config.recipe.tta and explainer.tta and not explainer.net.tta
+    image = random_image("cifar10")
+    [[explained]] = explain([explainer], [image])
+    with torch.no_grad():
+        answer = run.load_model()(as_batch([image])).softmax(1)[0]  # the stored classifier, averaging flips
+    assert explained.prediction.probabilities == pytest.approx(answer.tolist(), abs=1e-4)
+    passes = []
+    hook = explainer.net[1].register_forward_hook(lambda *_: passes.append(1))
+    try:
+        layers(explainer, image)
+    finally:
+        hook.remove()
+    assert passes == [1]
 
 
 # --- layer by layer ------------------------------------------------------------------------------------------
