@@ -42,8 +42,8 @@ def section(data_dir: str) -> None:
     st.caption("The reference Keras study trained five CIFAR-10 nets for up to 200 epochs each (up to 83 minutes "
                "a net on its GPU). This queues them with the zoo's pinned recipes (at most 50 epochs) into your own "
                "store, on your device, and fills in the study's table as they train. A seed other than the zoo's "
-               "0 makes them new runs; on one H200 the four GPU-trained nets took about 6 minutes of training in "
-               "all, on a laptop CPU expect hours each.")
+               "0 makes them new runs; on one H200 the four nets after LeNet took about 6 minutes of training in "
+               "all; on two CPU cores (bf16) one took from half an hour (the ALL-CNN) to two hours (the WRN-14-2).")
     seed_column, device_column, button_column = st.columns([1, 1, 2], vertical_alignment="bottom")
     seed = seed_column.number_input("Seed", min_value=1, value=1, key="study_seed")
     device = device_column.selectbox("Device", available_devices(), key="study_device")
