@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import data as datamod
-from .config import CHOICES, DATASETS, MIRRORED, Recipe, RunConfig, reproduce_command
+from .config import CHOICES, DATASETS, Recipe, RunConfig, reproduce_command
 from .errors import ConvnetsError
 from .models import REGISTRY, default_recipe
 from .reporting import pct
@@ -256,9 +256,10 @@ def cmd_eval(args) -> int:
         raise ConvnetsError(f"run {run.run_id} {what}{reason}: only a finished run has a model to evaluate")
     config = run.config
     tta = config.recipe.tta if args.tta is None else args.tta
-    if tta and config.recipe.augment not in MIRRORED:
-        raise ConvnetsError(f"run {run.run_id} was trained without mirrored images ({config.recipe.augment}): "
-                            "averaging each test image with its mirror would measure images it never saw")
+    try:  # the recipe's own rule: flips only for a net trained on mirrored images
+        config.recipe.replace(tta=tta).check()
+    except ConvnetsError as e:
+        raise ConvnetsError(f"run {run.run_id} cannot be evaluated with test-time flips: {e}") from None
     data = datamod.load_copy(config.dataset, config.data_copy, args.data_dir)
     model = run.load_model(device)
     model.tta = tta

@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import CLASSES, SHAPES
 from .errors import ConvnetsError
 from .models import get_model
+from .models.classifier import mirror_averaged
 from .predict import Prediction, as_batch, choose_runs, threads_for
 from .reporting import run_name
 from .store import Run, RunStore
@@ -150,10 +151,7 @@ def _checked_batch(images: Sequence[np.ndarray], dataset: str) -> torch.Tensor:
 
 def _probabilities(explainer: Explainer, batch: torch.Tensor) -> torch.Tensor:
     """The model's answer: softmax of the network, averaged with its answer for the mirror where the recipe says."""
-    probabilities = explainer.net(batch).softmax(1)
-    if explainer.tta:
-        probabilities = (probabilities + explainer.net(batch.flip(-1)).softmax(1)) / 2
-    return probabilities
+    return mirror_averaged(explainer.net, batch) if explainer.tta else explainer.net(batch).softmax(1)
 
 
 def _attribution(explainer: Explainer, method: str, batch: torch.Tensor, targets: torch.Tensor) -> np.ndarray:

@@ -61,7 +61,8 @@ def test_train_json_contract_then_cache_runs_eval(capsys, data_dir):
     assert 0 < evaluation["calibration_error"] < 1 and evaluation["calibration_error"] == pytest.approx(stored["ece"])
     assert evaluation["tta"] is False  # as the recipe says, and digits are never mirrored:
     code, _, err = run_cli(capsys, "eval", first["run_id"], "--tta", "--data-dir", str(data_dir))
-    assert code == 2 and "trained without mirrored images (none)" in err
+    assert code == 2 and ("cannot be evaluated with test-time flips: tta averages each image with its mirror, "
+                          "which only a mirrored augmentation (crop-flip, flip) trains for, not 'none'") in err
 
 
 def test_eval_measures_what_test_time_flips_are_worth(capsys, built_store, home, data_dir):  # noqa: F811

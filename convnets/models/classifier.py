@@ -6,6 +6,8 @@ The normalisation is part of the model, so a checkpoint carries its own input st
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -37,8 +39,13 @@ class Classifier(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or not self.tta:
             return super().forward(x)
-        probs = super().forward(x).float().softmax(1) + super().forward(x.flip(-1)).float().softmax(1)
-        return (probs / 2).clamp_min(1e-12).log()
+        return mirror_averaged(super().forward, x).clamp_min(1e-12).log()
+
+
+def mirror_averaged(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The softmax probabilities of ``forward`` on each image averaged with those on its mirror: how a model with
+    test-time flips answers (the explainer, which runs the network one view at a time, answers the same way)."""
+    return (forward(x).float().softmax(1) + forward(x.flip(-1)).float().softmax(1)) / 2
 
 
 def classifier(config: RunConfig, mean: torch.Tensor, std: torch.Tensor) -> Classifier:
