@@ -28,47 +28,76 @@ def _compact(fig: go.Figure, height: int, top: int = 30) -> go.Figure:
 
 PUBLISHED_SYMBOLS = {"paper": "circle-open", "study": "diamond-open"}
 # Our runs of a kind wear the shape of that kind's published figure, filled, so a net sits beside its paper's or
-# the study's figure in the same shape. Any other grouping (the device a time was measured on) takes shapes no
-# published figure uses: fill alone is too faint a difference to tell a device from the study.
+# the study's figure in the same shape.
 KIND_SYMBOLS = {KINDS["paper"]: "circle", KINDS["reference"]: "diamond", KINDS["modern"]: "star"}
-OTHER_SYMBOLS = ["square", "triangle-up", "star", "cross", "x", "pentagon"]
+OTHER_SYMBOLS = ["square", "triangle-up", "cross", "x", "pentagon"]
+ROW_HEIGHT = 190
 
 
-def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str, symbol: str = "Kind",
-                     published: pd.DataFrame | None = None) -> go.Figure:
-    """Accuracy in official-data terms against a cost: one colour per family, our runs filled and told apart by
-    `symbol` (the kind of net, or the device a time was measured on), the published figures as open markers."""
-    ours = frame.assign(Marker=frame[symbol].fillna("–"), Source="ours")
+def device_order(devices: Sequence[str]) -> list[str]:
+    """Accelerators first, the study's GPU beside them (its times are the ones ours on a GPU answer), CPUs last."""
+    return sorted(devices, key=lambda d: (d.startswith("cpu"), d.startswith("the study"), d))
+
+
+def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str,
+                     published: pd.DataFrame | None = None, by_device: bool = False) -> go.Figure:
+    """Accuracy in official-data terms against a cost: one colour per family, the kind of net (paper, study,
+    modern) as the marker, filled for our runs and open for the published figures. `by_device` gives each device
+    and precision a row of its own, for a cost (time) that only compares like with like."""
+    ours = frame.assign(Marker=frame["Kind"].fillna("–"), Source="ours")
     if published is not None and not published.empty:
         shown = published[published[x].notna()]
         ours = pd.concat([ours, shown.assign(Marker=shown["Source"].map(lambda s: f"{s}'s figure"))],
                          ignore_index=True)
-    markers = {f"{s}'s figure": shape for s, shape in PUBLISHED_SYMBOLS.items()}
-    if symbol == "Kind":
-        markers.update(KIND_SYMBOLS)
+    markers = KIND_SYMBOLS | {f"{s}'s figure": shape for s, shape in PUBLISHED_SYMBOLS.items()}
     markers.update({m: OTHER_SYMBOLS[i % len(OTHER_SYMBOLS)]
                     for i, m in enumerate(sorted(set(ours["Marker"]) - set(markers)))})
-    several = ours["Dataset"].nunique() > 1
+    datasets = list(ours["Dataset"].unique())
+    several = len(datasets) > 1
+    rows = device_order(ours["Device"].fillna("–").unique()) if by_device else [None]
+    if by_device:
+        ours["Device"] = ours["Device"].fillna("–")
+    spacing = 0.16 / len(rows)
     hover = {c: fmt for c, fmt in (("Model", True), ("Run", True), ("Device", True), ("Epochs", True),
                                    ("Test acc. %", ":.2f"), (OFFICIAL, ":.2f"), ("Params", ":,"), ("Marker", False))
              if c in ours}
     fig = px.scatter(
         ours, x=x, y=OFFICIAL, color="Family", symbol="Marker", symbol_map=markers, log_x=log_x,
-        facet_col="Dataset" if several else None, facet_col_spacing=0.06, hover_data=hover,
-        labels={x: x_title, OFFICIAL: "test accuracy, ≈ official (%)", "Marker": ""},
+        facet_col="Dataset" if several else None, facet_col_spacing=0.06,
+        facet_row="Device" if by_device else None, facet_row_spacing=spacing,
+        category_orders={"Device": rows, "Dataset": datasets, "Marker": list(markers)}, hover_data=hover,
+        labels={x: x_title, OFFICIAL: "≈ official (%)" if by_device else "test accuracy, ≈ official (%)",
+                "Marker": ""},
     )
     fig.update_traces(marker={"size": 12, "line": {"width": 1, "color": "white"}})
     fig.update_layout(legend_title_text="family, marker")
     fig.for_each_trace(lambda t: t.update(marker={"size": 14, "line": {"width": 2}})
-                       if t.name.split(", ")[-1] in markers and "figure" in t.name else None)
+                       if "figure" in t.name else None)
+    # The legend a family at a time, its kinds of net before the published figures, whatever row a trace is in.
+    families, shapes = list(dict.fromkeys(ours["Family"])), list(markers)
+    fig.for_each_trace(lambda t: t.update(legendrank=1 + len(shapes) * families.index(t.name.split(", ", 1)[0])
+                                          + shapes.index(t.name.split(", ", 1)[1])))
     # Room beyond the extreme points, so that no marker sits on a panel's edge beside the next panel's labels.
     low, high = ours[x].min(), ours[x].max()
     if low > 0:  # False for NaN too: no figure to frame then
         fig.update_xaxes(range=[math.log10(low / 1.6), math.log10(high * 1.6)] if log_x else [0, high * 1.1])
-    if several:  # MNIST and CIFAR-10 accuracies are far apart: give each panel its own scale
-        fig.update_yaxes(matches=None, showticklabels=True)
-        fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
-    return _compact(fig, 420)
+    # MNIST and CIFAR-10 accuracies are far apart: each dataset's panels get a scale of their own. Set, not left to
+    # autorange, which plotly.js gets wrong (an empty 0-4 scale) once the axes of several rows are matched.
+    fig.update_yaxes(matches=None, showticklabels=True)
+    for column, dataset in enumerate(datasets, start=1):
+        accuracy = ours.loc[ours["Dataset"] == dataset, OFFICIAL]
+        pad = max(0.5, 0.08 * (accuracy.max() - accuracy.min()))
+        fig.update_yaxes(range=[accuracy.min() - pad, accuracy.max() + pad], col=column)
+    # Facet titles read "Dataset=cifar10": keep the value; a device's title goes across the top of its row,
+    # where its whole name fits, rather than turned on its side at the right.
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    if by_device:
+        half_row = (1 - spacing * (len(rows) - 1)) / len(rows) / 2
+        fig.for_each_annotation(lambda a: a.update(textangle=0, x=0, xanchor="left", y=a.y + half_row,
+                                                   yanchor="bottom") if a.textangle == 90
+                                else a.update(yshift=20, font={"size": 14}))  # a dataset's, above its first device's
+    top = (50 + 20 * several) if by_device else 30
+    return _compact(fig, 80 + ROW_HEIGHT * len(rows) if by_device else 420, top=top)
 
 
 def training_curves(histories: Sequence[tuple[str, list[dict]]], x: str = "epoch", height: int = 420) -> go.Figure:

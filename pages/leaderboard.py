@@ -91,10 +91,10 @@ else:
     by_size.caption("Filled: our runs, by kind of net. Open: the paper's figure (circle) and the reference study's "
                     "(diamond), both on the official data and the study's picked at its best epoch.")
     by_time.plotly_chart(figures.accuracy_scatter(board, "Train s", True, "training time (s, log scale)",
-                                                  symbol="Device", published=published))
+                                                  published=published, by_device=True))
     by_time.caption("Times compare like with like only on one device in one precision (bf16 trains 2-3× as fast "
-                    "as fp32 on a CPU with AMX): each marker's shape is the device and precision a run trained in; "
-                    "the open diamonds are the study's Keras notebooks on their GPU.")
+                    "as fp32 on a CPU with AMX), so each gets a row of its own; the study's Keras notebooks on their "
+                    "GPU have theirs, as open diamonds. Shapes are the kinds of net, as beside.")
 
     st.subheader("Seeds")
     groups = tables.seed_groups(rows)

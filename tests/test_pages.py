@@ -131,26 +131,37 @@ def test_accuracy_charts_leave_room_beyond_the_extreme_points():
 
 
 def test_accuracy_charts_pair_each_kind_with_its_published_shape_and_keep_devices_apart():
-    board = pd.DataFrame({"Model": ["resnet20", "ref_vgg", "resnet9"], "Data": ["JPEG copy"] * 3,
-                          "Dataset": ["cifar10"] * 3, "Run": ["r1", "r2", "r3"], "Test acc. %": [88.0, 85.0, 90.5],
-                          OFFICIAL: [91.3, 88.3, 93.8], "Epochs": [50, 50, 24], "Params": [269_722, 304_810, 6_573_120],
-                          "Train s": [5760.0, 78.0, 10.0], "Family": ["ResNet", "VGG", "ResNet"],
-                          "Kind": ["paper net", "study net", "modern net"],
-                          "Device": ["cpu (2 threads), fp32", "cpu (2 threads), bf16", "cuda (NVIDIA H200), bf16"]})
+    board = pd.DataFrame({"Model": ["resnet20", "ref_vgg", "resnet9", "ref_resnet20"], "Data": ["JPEG copy"] * 4,
+                          "Dataset": ["cifar10"] * 4, "Run": ["r1", "r2", "r3", "r4"],
+                          "Test acc. %": [88.0, 85.0, 90.5, 88.4], OFFICIAL: [91.3, 88.3, 93.8, 91.7],
+                          "Epochs": [50, 50, 24, 50], "Params": [269_722, 304_810, 6_573_120, 272_474],
+                          "Train s": [5760.0, 78.0, 10.0, 2000.0], "Family": ["ResNet", "VGG", "ResNet", "ResNet"],
+                          "Kind": ["paper net", "study net", "modern net", "study net"],
+                          "Device": ["cpu (2 threads), fp32", "cuda (NVIDIA H200), bf16", "cuda (NVIDIA H200), bf16",
+                                     "cpu (2 threads), bf16"]})
     published = tables.published_points(board)
     assert set(published["Source"]) == {"paper", "study"}
 
     def shapes(fig):  # legend entry ("family, marker") -> marker symbol
         return {t.name.split(", ", 1)[1]: t.marker.symbol for t in fig.data}
 
-    by_size = shapes(figures.accuracy_scatter(board, "Params", True, "parameters", published=published))
+    by_size = figures.accuracy_scatter(board, "Params", True, "parameters", published=published)
     # Sorting the kinds would give "modern net" the circle: each kind keeps its published figure's shape instead.
-    assert by_size["paper net"] == "circle" and by_size["paper's figure"] == "circle-open"
-    assert by_size["study net"] == "diamond" and by_size["study's figure"] == "diamond-open"
-    by_time = shapes(figures.accuracy_scatter(board, "Train s", True, "seconds", symbol="Device",
-                                              published=published))
-    devices = {by_time[d] for d in board["Device"]}
-    assert len(devices) == 3 and not devices & {"circle", "diamond", by_time["study's figure"]}
+    assert shapes(by_size)["paper net"] == "circle" and shapes(by_size)["paper's figure"] == "circle-open"
+    assert shapes(by_size)["study net"] == "diamond" and shapes(by_size)["study's figure"] == "diamond-open"
+    by_time = figures.accuracy_scatter(board, "Train s", True, "seconds", published=published, by_device=True)
+    assert shapes(by_time) == {k: shapes(by_size)[k] for k in shapes(by_time)}  # the same story in both charts
+    # One row per device and precision, titled across its top: the GPUs, the study's beside ours, then the CPUs.
+    titles = sorted(by_time.layout.annotations, key=lambda a: -a.y)
+    assert [a.text for a in titles] == ["cuda (NVIDIA H200), bf16", "the study's GPU (Keras)",
+                                        "cpu (2 threads), bf16", "cpu (2 threads), fp32"]
+    assert {a.textangle for a in titles} == {0}
+    for trace in by_time.data:  # every point lies in its device's row (the hover's Device), within its scale
+        axis = by_time.layout["yaxis" + trace.yaxis[1:]]
+        title = next(a for a in titles if axis.domain[0] <= a.y <= axis.domain[1] + 0.01)
+        assert {device for _, _, device, *_ in trace.customdata} == {title.text}
+        low, high = axis.range
+        assert all(low < y < high for y in trace.y)
 
 
 def test_leaderboard_filters_by_the_sidebar_dataset(store):
