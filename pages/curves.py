@@ -39,12 +39,16 @@ histories = []
 for members in (groups.values() if averaged else [[i] for i in chosen]):
     runs = [store.require(i).history() for i in members]
     if len(members) == 1:
-        histories.append((common.run_label(by_id[members[0]]), runs[0]))
+        label = common.run_label(by_id[members[0]])
     else:
         first = by_id[members[0]]
         label = f"{first['model']} · {common.DATASET_LABELS[first['dataset']]} · {first['epochs']} ep · mean of " \
                 f"{len(members)} seeds"
-        histories.append((label, tables.mean_history(runs)))
+    if x == "wall_seconds":  # a time means little without the device and precision it was taken on
+        label += " · " + " / ".join(sorted({by_id[i].get("device") or "device unknown" for i in members}))
+    histories.append((label, runs[0] if len(members) == 1 else tables.mean_history(runs)))
 st.plotly_chart(figures.training_curves(histories, x))
 st.caption("Solid: test split; dotted: training split (its running mean over the epoch, with augmentation)."
-           + (" Bands: ± one standard deviation over the seeds." if averaged else ""))
+           + (" Bands: ± one standard deviation over the seeds." if averaged else "")
+           + (" Times compare like with like only on one device in one precision: each curve names its own."
+              if x == "wall_seconds" else ""))

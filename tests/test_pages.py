@@ -27,7 +27,7 @@ from convnets.reporting import short_id
 from convnets.schema import ACTIVE
 from convnets.store import RunStore
 from convnets.train import train_run
-from dashboard import figures, tables
+from dashboard import common, figures, tables
 from dashboard.tables import CORRUPTED, ECE, FLIPS, OFFICIAL
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -180,8 +180,12 @@ def test_training_curves_overlay_the_chosen_runs(store):
     at.query_params["run"] = cifar["run_id"]
     at.run()
     assert at.multiselect[0].value == [cifar["run_id"]]
+    assert cifar["device"] not in at.get("plotly_chart")[0].proto.spec
     at.button_group(key="curve_x").set_value("wall_seconds").run()
     assert not at.exception
+    names = {trace["name"] for trace in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    label = f"{common.run_label(cifar)} · {cifar['device']}"  # a time names the device it was taken on
+    assert names == {f"{label} · test", f"{label} · train"}
 
 
 def test_errors_page_shows_the_confusion_matrix_and_the_mistakes(store):
