@@ -54,9 +54,9 @@ def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str,
                     for i, m in enumerate(sorted(set(ours["Marker"]) - set(markers)))})
     datasets = list(ours["Dataset"].unique())
     several = len(datasets) > 1
-    rows = device_order(ours["Device"].fillna("–").unique()) if by_device else [None]
     if by_device:
         ours["Device"] = ours["Device"].fillna("–")
+    rows = device_order(ours["Device"].unique()) if by_device else [None]
     spacing = 0.16 / len(rows)
     hover = {c: fmt for c, fmt in (("Model", True), ("Run", True), ("Device", True), ("Epochs", True),
                                    ("Test acc. %", ":.2f"), (OFFICIAL, ":.2f"), ("Params", ":,"), ("Marker", False))
