@@ -389,7 +389,8 @@ def test_reproduce_the_study_queues_the_five_nets_on_the_chosen_seed(data_dir, m
     assert list(study["Model"]) == ["ref_lenet", "ref_vgg", "ref_allcnn", "ref_resnet20", "ref_wrn14_2"]
     assert list(study["Study %"]) == [79.8, 88.1, 90.3, 91.0, 92.2]
     [note] = [c.value for c in at.caption if "Zoo % and Ours %" in c.value]
-    assert "JPEG copy" in note and "ref_allcnn: each test image averaged with its mirror" in note  # its pinned tta
+    # The two study nets whose pinned recipes average each test image with its mirror.
+    assert "JPEG copy" in note and "(ref_allcnn, ref_wrn14_2: each test image averaged with its mirror)" in note
 
 
 # --- runs of one model, runs at chance level ---------------------------------------------------------
