@@ -6,8 +6,11 @@ headless Chromium (a browser context each, so they share no cookies and each is 
 has every session draw digits in cycles: draw, wait until the predictions are shown, clear. After one untimed
 warm-up cycle per session, all sessions start their timed cycles together. It reports, per N, the p50 and p95
 of the time from the stroke's release (mouse up) to the predictions shown (the script's rerun finished with
-the models' input and every model's card, chart included, on the page), and the server's resident memory (VmRSS
-of the streamlit process and its children) at the start, after the warm-up and after the timed cycles.
+the models' input and every model's card, chart included, on the page), the server's CPU seconds per stroke (user
++ system of the streamlit process and its children, from /proc, over the timed cycles, a cycle being a stroke and its
+Clear) with its share of all the CPU the machine used meanwhile (the rest is mostly the browsers), and the server's
+resident memory (VmRSS of the streamlit process and its children) at the start, after the warm-up and after the
+timed cycles.
 
 The browser runs on the same machine as the server, so the figures are the whole machine's answer: on two cores
 N Chromium pages rendering their charts compete with the server for the CPU, as they would on a laptop that
@@ -103,6 +106,25 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) the process and its live children have used, from /proc/<pid>/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every process has used since boot (user + nice + system), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    return sum(int(v) for v in fields[:3]) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of the server process and its children, in MiB (VmRSS from /proc/<pid>/status)."""
     total_kib = 0
@@ -191,10 +213,13 @@ async def load(browser: Browser, url: str, server: subprocess.Popen, n: int, cyc
     sessions = await asyncio.gather(*(Session.open(browser, url, limit_s) for _ in range(n)))
     await asyncio.gather(*(s.cycles(i, 1, timed=False) for i, s in enumerate(sessions)))
     memory["after warm-up"] = rss_mib(server.pid)
+    server_before, machine_before = cpu_seconds(server.pid), machine_cpu_seconds()
     await asyncio.gather(*(s.cycles(i + 1, cycles) for i, s in enumerate(sessions)))
+    server_cpu, machine_cpu = cpu_seconds(server.pid) - server_before, machine_cpu_seconds() - machine_before
     memory[f"after {cycles} cycles"] = rss_mib(server.pid)
     await asyncio.gather(*(s.page.context.close() for s in sessions))
-    return summary(n, cycles, sessions, memory)
+    return {**summary(n, cycles, sessions, memory), "server cpu s per stroke": server_cpu / max(n * cycles, 1),
+            "server cpu share": server_cpu / max(machine_cpu, 1e-9)}
 
 
 def summary(n: int, cycles: int, sessions: list[Session], memory: dict) -> dict:
@@ -226,12 +251,13 @@ def milliseconds(seconds: float | None) -> str:
 
 def table(results: list[dict]) -> str:
     memory_keys = list(results[0]["server rss MiB"])
-    head = ["sessions", "strokes timed", "timeouts", "p50", "p95", "max", "load avg",
-            *(f"server RSS {k}" for k in memory_keys)]
+    head = ["sessions", "strokes timed", "timeouts", "p50", "p95", "max", "server CPU per stroke",
+            "server's share of the CPU used", "load avg", *(f"server RSS {k}" for k in memory_keys)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for r in results:
         row = [str(r["sessions"]), str(r["strokes timed"]), str(r["timeouts"]),
-               *(milliseconds(r[k]) for k in ("p50 s", "p95 s", "max s")),
+               *(milliseconds(r[k]) for k in ("p50 s", "p95 s", "max s", "server cpu s per stroke")),
+               f"{r['server cpu share']:.0%}",
                f"{r['load average before']:.1f} → {r['load average after']:.1f}",
                *(f"{r['server rss MiB'][k]:,.0f} MiB" for k in memory_keys)]
         lines.append("| " + " | ".join(row) + " |")

@@ -226,7 +226,8 @@ def smoke_data(root: Path) -> Path:
     source = datamod.Source("cifar10", "jpeg", "cifar-folder", folder)
     items = {split: datamod.encoded_images(source, split) for split in ("train", "test")}
     header = os.path.commonprefix([blob for split in items.values() for blob, _, _ in split])
-    arrays = {"header": np.frombuffer(header, np.uint8), "classes": np.array(datamod.CLASSES["cifar10"])}
+    classes = np.array(datamod.get_dataset("cifar10").classes)
+    arrays = {"header": np.frombuffer(header, np.uint8), "classes": classes}
     for split, split_items in items.items():
         scans = [blob[len(header):] for blob, _, _ in split_items]
         arrays[f"{split}_scan"] = np.frombuffer(b"".join(scans), np.uint8)

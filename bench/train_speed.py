@@ -49,7 +49,7 @@ import convnets  # noqa: F401 - the package's environment settings (OMP_WAIT_POL
 from convnets import data as datamod
 from convnets import train as trainmod
 from convnets.config import Recipe, RunConfig
-from convnets.device import describe_device, pick_device, trains_in_bf16
+from convnets.device import describe_device, pick_device, precision_rule
 from convnets.models import get_model, models_for
 from convnets.train import Trainer
 
@@ -100,7 +100,7 @@ def write_cifar_jpeg(root: Path, n_train: int, n_test: int = 100, seed: int = 0)
     rng = np.random.default_rng(seed)
     base = root / datamod.JPEG_DIR
     for split, n in (("train", n_train), ("test", n_test)):
-        for name in datamod.CLASSES["cifar10"]:
+        for name in list(datamod.get_dataset("cifar10").classes):
             folder = base / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(math.ceil(n / 10)):
@@ -117,7 +117,7 @@ def write_real_cifar_jpeg(root: Path, data_dir: str, n_train: int, n_test: int =
         items = datamod.encoded_images(source, split)
         for i in np.random.default_rng(seed).permutation(len(items))[:n]:
             blob, label, _ = items[i]
-            folder = base / split / datamod.CLASSES["cifar10"][label]
+            folder = base / split / list(datamod.get_dataset("cifar10").classes)[label]
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{i:05d}.jpg").write_bytes(blob)
     return base
@@ -199,7 +199,9 @@ class Engine:
         self.train = data.train.to(device)
         with _env("CONVNETS_CHANNELS_LAST", channels_last or os.environ.get("CONVNETS_CHANNELS_LAST")), \
                 _env("CONVNETS_BF16", bf16 or os.environ.get("CONVNETS_BF16")):
-            self.trainer = Trainer(RunConfig(name, dataset, recipe), data.train, device, compile=compile)
+            config = RunConfig(name, dataset, recipe)
+            bf16_chosen, self.precision = trainmod.choose_bf16(config, data.train, device)  # as a run would
+            self.trainer = Trainer(config, data.train, device, compile=compile, bf16=bf16_chosen)
         self.compile_seconds = self.trainer.warm_up(self.train)  # compiling is set-up, not training throughput
         self.rounds = 0
 
@@ -292,7 +294,7 @@ def baseline_transform(recipe: Recipe, dataset: str, mean: torch.Tensor, std: to
 
     Per-pixel standardisation ('pixel', two reference nets) is done per channel here: torchvision's Normalize
     takes per-channel statistics, and the cost is the same."""
-    size = datamod.SHAPES[dataset][1]
+    size = datamod.get_dataset(dataset).shape[1]
     augment = {
         "crop-flip": [T.RandomCrop(size, padding=4), T.RandomHorizontalFlip()],
         "flip": [T.RandomHorizontalFlip()],
@@ -359,6 +361,8 @@ def measure(name: str, plan: Plan, root: Path, device: torch.device, rounds: int
             row[f"{prefix}ratio"] = round(statistics.median(ratios), 3)
             row[f"{prefix}cpu_ratio"] = round(statistics.median(cpu_ratios), 3)
     row["engine_compile_seconds"] = sides["engine"].compile_seconds
+    row["engine_precision"] = sides["engine"].precision
+    log(f"  {name} engine precision: {row['engine_precision']}")
     del sides
     base_rate = row["baseline_images_per_second"]
     for batch in engine_batches:
@@ -473,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers if args.workers is not None else (2 if device.type == "cpu" else 8)
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
     log(f"device: {describe_device(device)}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
-        f"engine channels-last: {trainmod.use_channels_last(device)}; engine bf16: {trains_in_bf16(device)}; "
+        f"engine channels-last: {trainmod.use_channels_last(device)}; engine precision: {precision_rule(device)[1]}; "
         f"baseline workers: {workers}; "
         f"load average {os.getloadavg()[0]:.1f}")
     started = time.perf_counter()
@@ -496,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": describe_device(device), "date": datetime.date.today().isoformat(),
         "load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "baseline_workers": workers,
-        "channels_last": trainmod.use_channels_last(device), "bf16": trains_in_bf16(device),
+        "channels_last": trainmod.use_channels_last(device), "precision_rule": precision_rule(device)[1],
         "compile": args.compile, "variants": args.variants, "rows": rows,
         "data": "CIFAR-10 JPEG copy (real files)" if args.data_dir else "synthetic files in the real formats",
     }

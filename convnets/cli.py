@@ -1,5 +1,5 @@
-"""``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, compare, predict,
-explain.
+"""``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, compare, measure
+robustness, attack, predict, explain.
 
 A contract other tools rely on: with ``--json`` the last line of stdout is one JSON document; bad input
 prints one ``error: ...`` line on stderr and exits with status 2.
@@ -15,13 +15,16 @@ import sys
 from pathlib import Path
 
 from . import data as datamod
-from .config import CHOICES, DATASETS, Recipe, RunConfig, reproduce_command
+from .config import CHOICES, Recipe, RunConfig, reproduce_command
+from .datasets import BUILTIN, dataset_names, get_dataset
 from .errors import ConvnetsError
+from .folders import SIZES, resolve
 from .models import REGISTRY, default_recipe
 from .reporting import pct
 from .schema import State
 
 EXIT_ERROR = 2
+DATASET_HELP = f"a dataset's name ({', '.join(BUILTIN)}) or an image folder's path"
 EXIT_CANCELLED = 130
 
 
@@ -42,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", type=Path, help="a run configuration file (JSON, as the dashboard's jobs write): "
                    "train exactly it; the options below then do not apply")
     t.add_argument("--model")
-    t.add_argument("--dataset", choices=DATASETS)
+    t.add_argument("--dataset", help=DATASET_HELP)
+    t.add_argument("--image-size", type=int, choices=SIZES, help="an image folder's images are fitted to this side "
+                   "(default: 28 for a greyscale folder, else 32)")
     for field in dataclasses.fields(Recipe):
         flag = f"--{field.name.replace('_', '-')}"
         if field.type == "bool":
@@ -59,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(t, device=True, data=True)
 
     r = sub.add_parser("runs", help="every run in the store and the shipped zoo")
-    r.add_argument("--dataset", choices=DATASETS)
+    r.add_argument("--dataset", help=DATASET_HELP)
     r.add_argument("--json", action="store_true")
 
     e = sub.add_parser("eval", help="re-evaluate a run on the test split")
@@ -78,9 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("run_id")
     _common(rb, device=True, data=True)
 
+    at = sub.add_parser("attack", help="a run's test accuracy under adversarial attacks of growing size ε")
+    at.add_argument("run_id")
+    at.add_argument("--method", default="fgsm", help="fgsm (default), one step, or pgd, projected gradient descent "
+                    "(checked by the attack module, so that listing models need not import Captum)")
+    at.add_argument("--eps", nargs="+", type=int, metavar="E", help="sizes in grey levels, ε/255 of the pixel range "
+                    "(default: 0 1 2 4 8)")
+    _common(at, device=True, data=True)
+
     pr = sub.add_parser("predict", help="every finished model's prediction for image files")
     pr.add_argument("images", nargs="+", type=Path, help="image files, or folders standing for the images in them")
-    pr.add_argument("--dataset", required=True, choices=DATASETS)
+    pr.add_argument("--dataset", required=True, help=DATASET_HELP)
     pr.add_argument("--best-per-model", action="store_true",
                     help="only the best run of each model (the highest test accuracy), as the dashboard shows")
     pr.add_argument("--include-chance", action="store_true",
@@ -90,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="where every finished model looks in image files (Grad-CAM or integrated "
                         "gradients)")
     ex.add_argument("images", nargs="+", type=Path)
-    ex.add_argument("--dataset", required=True, choices=DATASETS)
+    ex.add_argument("--dataset", required=True, help=DATASET_HELP)
     ex.add_argument("--run", nargs="+", action="extend", dest="runs", default=[], metavar="RUN_ID",
                     help="only these runs (default: every finished model of the dataset)")
     ex.add_argument("--method", default="gradcam", help="gradcam (default) or ig, integrated gradients (checked by "
@@ -106,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--only", nargs="+", metavar="NAME", help="model or model/dataset names")
     z.add_argument("--cpu-friendly", action="store_true", help="only the entries sized for a CPU (up to hours)")
     _common(z, device=True, data=True)
+
+    hp = sub.add_parser("hash-password", help="the trainer's password of a shared dashboard, hashed: the line to "
+                        "paste into .streamlit/secrets.toml (the password is read from stdin, or asked for)")
+    hp.add_argument("--json", action="store_true")
     return p
 
 
@@ -123,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse has already printed its one line (or the help)
         return int(e.code or 0)
     try:
+        if getattr(args, "dataset", None) and args.command != "train":  # train resolves it with its image size
+            args.dataset = resolve(args.dataset)
         return COMMANDS[args.command](args)
     except ConvnetsError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -177,9 +196,10 @@ def config_from_args(args) -> RunConfig:
         if not args.model or not args.dataset:
             raise ConvnetsError("train needs --model and --dataset (or --config FILE)")
         changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)}
-        recipe = default_recipe(args.model, args.dataset).customised(**changes)
-        copy = datamod.find_source(args.dataset, args.data_dir).copy
-        config = RunConfig(args.model, args.dataset, recipe, seed=args.seed, data_copy=copy)
+        dataset = resolve(args.dataset, args.image_size)
+        recipe = default_recipe(args.model, dataset).customised(**changes)
+        copy = datamod.find_source(dataset, args.data_dir).copy
+        config = RunConfig(args.model, dataset, recipe, seed=args.seed, data_copy=copy)
     default_recipe(config.model, config.dataset)  # the model exists and takes the dataset
     return config.check()
 
@@ -218,7 +238,7 @@ def cmd_train(args) -> int:
               f"{summary['epochs']} epochs, {summary['train_seconds']:.1f} s of training on {summary['device']}")
     if summary["at_chance"]:
         print(f"warning: {summary['run_id']} is at chance level (a guess scores "
-              f"{1 / len(datamod.CLASSES[config.dataset]):.0%}): it learned nothing, so predictions and the best "
+              f"{1 / len(get_dataset(config.dataset).classes):.0%}): it learned nothing, so predictions and the best "
               "scores leave it out; try a lower learning rate", file=sys.stderr)
     return 0
 
@@ -283,7 +303,7 @@ def cmd_eval(args) -> int:
 
 
 def config_classes(config: RunConfig) -> list[str]:
-    return datamod.CLASSES[config.dataset]
+    return list(get_dataset(config.dataset).classes)
 
 
 def cmd_compare(args) -> int:
@@ -326,6 +346,24 @@ def cmd_robustness(args) -> int:
     severities = range(1, len(next(iter(result["accuracy"].values()))) + 1)
     _print_table([("corruption", *(f"severity {s}" for s in severities))] +
                  [(name, *map(pct, row)) for name, row in result["accuracy"].items()])
+    return 0
+
+
+def cmd_attack(args) -> int:
+    from .attack import METHODS, attack_of
+    from .store import RunStore
+
+    run = RunStore().require(args.run_id)
+    if not run.finished:
+        raise ConvnetsError(f"run {run.run_id} is {run.status()['state']}, not finished")
+    result = {"run_id": run.run_id, **attack_of(run, args.method, args.eps, args.data_dir, args.device)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    how = f", {result['steps']} steps of {result['step_size']:g} ε" if result["steps"] > 1 else ""
+    print(f"{run.run_id}: {METHODS[result['method']]}{how} on {result['subset']:,} test images, {result['source']}")
+    _print_table([("ε (/255)", "accuracy", "seconds")] +
+                 [(e, pct(a), f"{s:.1f}") for e, a, s in zip(result["eps"], result["accuracy"], result["seconds"])])
     return 0
 
 
@@ -382,7 +420,7 @@ def _image_paths(paths: list[Path]) -> list[Path]:
 
 def _prepared(path: Path, dataset: str) -> tuple[object, str | None]:
     """One file as a model input, or None and the one-line reason it cannot be one."""
-    from .predict import prepare_drawing, prepare_upload
+    from .predict import prepare_for
 
     if path.is_dir():
         return None, f"{path}: no image files in this folder (PNG, JPEG, WebP, GIF, BMP or TIFF)"
@@ -391,12 +429,10 @@ def _prepared(path: Path, dataset: str) -> tuple[object, str | None]:
     except OSError as e:
         return None, f"cannot read {path}: {e.strerror}"
     try:
-        if dataset == "cifar10":
-            return prepare_upload(blob), None
-        drawing = prepare_drawing(prepare_upload(blob, size=112))
+        image, reason = prepare_for(blob, get_dataset(dataset))
     except ConvnetsError as e:
         return None, f"{path}: {e}"
-    return (drawing.image, None) if drawing.image is not None else (None, f"{path}: {drawing.reason}")
+    return (image, None) if image is not None else (None, f"{path}: {reason}")
 
 
 def _print_errors(inputs: list[tuple]) -> None:
@@ -452,7 +488,7 @@ def cmd_datasets(args) -> int:
         path = write_sample(args.data_dir or datamod.default_data_dir(), args.write_sample)
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
     rows = []
-    for dataset in DATASETS:
+    for dataset in dataset_names():
         view = overview(dataset, args.data_dir)
         rows.append({"dataset": dataset, "full": view.full, "copy": view.copy, "where": view.where,
                      "hint": view.hint, "classes": view.classes, "counts": view.counts})
@@ -498,6 +534,27 @@ class _ProgressBar:
         sys.stderr.write("\n")
 
 
+def cmd_hash_password(args) -> int:
+    from getpass import getpass
+
+    from .sharing import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass("Trainer password: ")
+        if getpass("Once more: ") != password:
+            raise ConvnetsError("the two passwords differ")
+    else:  # piped: the first line, without its line break
+        password = sys.stdin.readline().rstrip("\r\n")
+    hashed = hash_password(password)
+    if args.json:
+        print(json.dumps({"trainer_password_hash": hashed}))
+    else:
+        print(f'trainer_password_hash = "{hashed}"')
+        print("paste it under [convnets] in .streamlit/secrets.toml (or set CONVNETS_TRAINER_PASSWORD_HASH to "
+              "the part in quotes)", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {"models": cmd_models, "train": cmd_train, "runs": cmd_runs, "eval": cmd_eval, "compare": cmd_compare,
-            "robustness": cmd_robustness, "predict": cmd_predict, "explain": cmd_explain, "datasets": cmd_datasets,
-            "zoo": cmd_zoo}
+            "robustness": cmd_robustness, "attack": cmd_attack, "predict": cmd_predict, "explain": cmd_explain,
+            "datasets": cmd_datasets, "zoo": cmd_zoo, "hash-password": cmd_hash_password}

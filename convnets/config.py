@@ -18,15 +18,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .datasets import get_dataset
 from .errors import ConvnetsError
 
-DATASETS = ("mnist", "cifar10")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "onecycle-cos", "cosine", "constant")
 AUGMENTATIONS = ("crop-flip", "flip", "shift", "none")  # shift: translations only (digits must not be mirrored)
 NORMALIZATIONS = ("channel", "pixel", "unit")
 MIRRORED = ("crop-flip", "flip")  # the augmentations that mirror training images
-DATA_COPIES = ("official", "jpeg")
+DATA_COPIES = ("official", "jpeg", "folder")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class RunConfig:
     dataset: str
     recipe: Recipe
     seed: int = 0
-    data_copy: str = "official"  # official | jpeg (the CIFAR-10 JPEG redistribution)
+    data_copy: str = "official"  # official | jpeg (the CIFAR-10 JPEG redistribution) | folder (a user's own)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -164,8 +164,7 @@ class RunConfig:
 
     def check(self) -> RunConfig:
         """The configuration, or a ConvnetsError naming what is out of range (the model is the registry's)."""
-        if self.dataset not in DATASETS:
-            raise ConvnetsError(f"dataset '{self.dataset}' is not one of: {', '.join(DATASETS)}")
+        get_dataset(self.dataset)  # a ConvnetsError naming the registry's datasets when it is none of them
         if self.data_copy not in DATA_COPIES:
             raise ConvnetsError(f"data copy '{self.data_copy}' is not one of: {', '.join(DATA_COPIES)}")
         if not 0 <= self.seed < 2**31:
@@ -198,10 +197,12 @@ def sweep(base: RunConfig, seeds: Sequence[int], values: dict[str, Sequence]) ->
 
 def reproduce_command(config: RunConfig, data_dir: str | None) -> str:
     """The full command that makes this exact run, recorded with it: every field of the recipe is spelled out,
-    because the registry's defaults can change and this must not."""
+    because the registry's defaults can change and this must not; a user's folder by its path and image size."""
     fields = [(f.name, getattr(config.recipe, f.name)) for f in dataclasses.fields(Recipe)]
-    return train_command(config.model, config.dataset, fields,
-                         "--seed", config.seed, *(["--data-dir", data_dir] if data_dir else []))
+    spec = get_dataset(config.dataset)
+    where = ["--image-size", spec.size] if spec.own else (["--data-dir", data_dir] if data_dir else [])
+    return train_command(config.model, spec.folder["path"] if spec.own else config.dataset, fields,
+                         "--seed", config.seed, *where)
 
 
 def train_command(model: str, dataset: str, fields: Iterable[tuple[str, object]], *tail: object) -> str:

@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import folders
+from .datasets import default_data_dir, default_home, get_dataset
 from .errors import ConvnetsError
 
-CLASSES = {
-    "mnist": [str(i) for i in range(10)],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-}
-SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-# The official files' checksums (as torchvision lists them); tests substitute their own.
+__all__ = ["default_data_dir", "default_home", "get_dataset"]  # re-exported: the data folder and the store's home
+
+# The official files' checksums (as torchvision lists them); tests substitute their own. Only files whose checksum
+# is the official one are ever unpickled (CIFAR); idx files are checked where the official sums are listed here.
 MNIST_MD5 = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -45,21 +45,17 @@ CIFAR_MD5 = {
     "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
     "test_batch": "40351d587109b95175f43aff81a1287e",
 }
+CIFAR100_DIR = "cifar-100-python"
+CIFAR100_MD5 = {"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"}
+SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+IDX_DIRS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}  # torchvision's folder names
 JPEG_DIR = "cifar10-jpeg"
 JPEG_PACK = "cifar10-jpeg-pack.npz"
 JPEG_SCANS = "cifar10-jpeg-scans.npz"  # the same JPEG files again: their shared 623-byte header stored once
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("CONVNETS_HOME") or Path.home() / ".convnets")
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("CONVNETS_DATA") or default_home() / "data")
 
 
 @dataclass
@@ -77,13 +73,13 @@ class Split:
 @dataclass
 class Dataset:
     name: str
-    copy: str  # official | jpeg
+    copy: str  # official | jpeg | folder
     train: Split
     test: Split
 
     @property
     def classes(self) -> list[str]:
-        return CLASSES[self.name]
+        return list(get_dataset(self.name).classes)
 
 
 @dataclass(frozen=True)
@@ -92,35 +88,46 @@ class Source:
 
     dataset: str
     copy: str
-    kind: str  # mnist-idx | cifar-python | cifar-folder | cifar-pack | cifar-scans | download
-    path: Path
+    kind: str  # idx | cifar-python | cifar-folder | cifar-pack | cifar-scans | cifar100-python | svhn-mat | folder
+    path: Path  # | download
 
 
 def find_source(dataset: str, data_dir: Path | str | None = None) -> Source:
+    """Which files of the data folder (or, for a user's folder, of that folder) a dataset is read from."""
+    spec = get_dataset(dataset)
     root = Path(data_dir) if data_dir else default_data_dir()
-    if dataset == "mnist":
-        raw = root / "MNIST" / "raw"
-        kind = "mnist-idx" if all(_idx_path(raw, f) for pair in MNIST_FILES.values() for f in pair) else "download"
-        return Source("mnist", "official", kind, raw)
-    if dataset != "cifar10":
-        raise ConvnetsError(f"unknown dataset '{dataset}'; choose from: mnist, cifar10")
+    if spec.own:
+        return Source(dataset, "folder", "folder", Path(spec.folder["path"]))
+    if spec.reader == "mnist-idx":
+        raw = root / IDX_DIRS[dataset] / "raw"
+        kind = "idx" if all(_idx_path(raw, f) for pair in MNIST_FILES.values() for f in pair) else "download"
+        return Source(dataset, "official", kind, raw)
+    if spec.reader == "cifar100":
+        folder = root / CIFAR100_DIR
+        return Source(dataset, "official", "cifar100-python" if all((folder / n).is_file() for n in CIFAR100_MD5)
+                      else "download", folder)
+    if spec.reader == "svhn-mat":
+        return Source(dataset, "official", "svhn-mat" if all((root / n).is_file() for n in SVHN_FILES.values())
+                      else "download", root)
     official = root / CIFAR_BATCHES
     if all((official / name).exists() for name in CIFAR_MD5):
-        return Source("cifar10", "official", "cifar-python", official)
+        return Source(dataset, "official", "cifar-python", official)
     if (root / JPEG_DIR).is_dir():
-        return Source("cifar10", "jpeg", "cifar-folder", root / JPEG_DIR)
+        return Source(dataset, "jpeg", "cifar-folder", root / JPEG_DIR)
     if (root / JPEG_PACK).is_file():
-        return Source("cifar10", "jpeg", "cifar-pack", root / JPEG_PACK)
+        return Source(dataset, "jpeg", "cifar-pack", root / JPEG_PACK)
     if (root / JPEG_SCANS).is_file():
-        return Source("cifar10", "jpeg", "cifar-scans", root / JPEG_SCANS)
-    return Source("cifar10", "official", "download", official)
+        return Source(dataset, "jpeg", "cifar-scans", root / JPEG_SCANS)
+    return Source(dataset, "official", "download", official)
 
 
 def check_data_dir(dataset: str, data_dir: Path | str | None = None) -> Source:
     """Where a background job would read the dataset from, or a ConvnetsError saying why it could not, checked
     before a job is launched for it: a path to a file; a folder that does not exist (other than the default one,
     which a download creates), since a mistyped path would otherwise start a download into a new folder; or data
-    that is missing while downloads are off."""
+    that is missing while downloads are off. A user's folder is read from its own path, whatever the data folder."""
+    if get_dataset(dataset).own:
+        return find_source(dataset)
     root = Path(data_dir) if data_dir else default_data_dir()
     if root.exists() and not root.is_dir():
         raise ConvnetsError(f"the data folder {root} is a file, not a folder")
@@ -146,14 +153,20 @@ def load(dataset: str, data_dir: Path | str | None = None, cache_dir: Path | str
         _download(dataset, Path(data_dir) if data_dir else default_data_dir())
         source = find_source(dataset, data_dir)
     cache = Path(cache_dir) if cache_dir else default_home() / "cache"
-    cached = cache / f"{dataset}-{source.copy}-{_fingerprint(source)}.pt"
+    # a user's folder is named by its content's fingerprint already; the others by their files' names and times
+    fingerprint = "" if source.kind == "folder" else f"-{source.copy}-{_fingerprint(source)}"
+    cached = cache / f"{dataset}{fingerprint}.pt"
     if cached.is_file():
         try:
             blob = torch.load(cached, weights_only=True)
             return Dataset(dataset, source.copy, Split(*blob["train"]), Split(*blob["test"]))
         except Exception:  # a damaged cache file is rebuilt, never trusted
             cached.unlink(missing_ok=True)
-    data = Dataset(dataset, source.copy, *(_decode(source, split) for split in ("train", "test")))
+    if source.kind == "folder":  # both splits come from one pass over the folder
+        splits = folders.decode(get_dataset(dataset))
+        data = Dataset(dataset, source.copy, *(_split(*splits[split]) for split in ("train", "test")))
+    else:
+        data = Dataset(dataset, source.copy, *(_decode(source, split) for split in ("train", "test")))
     _save_cache(cached, data)
     return data
 
@@ -179,7 +192,10 @@ def _save_cache(path: Path, data: Dataset) -> None:
 
 def _fingerprint(source: Source) -> str:
     h = hashlib.sha256(str(source.path.resolve()).encode())
-    paths = sorted(source.path.rglob("*")) if source.path.is_dir() else [source.path]
+    if source.kind == "svhn-mat":  # its files lie in the data folder itself, beside every other dataset's
+        paths = [source.path / name for name in SVHN_FILES.values()]
+    else:
+        paths = sorted(source.path.rglob("*")) if source.path.is_dir() else [source.path]
     for p in paths:
         if p.is_file():
             st = p.stat()
@@ -197,10 +213,10 @@ def _idx_path(raw: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def _read_idx(path: Path, checksums: dict[str, str]) -> np.ndarray:
     blob = path.read_bytes()
     if path.suffix == ".gz":
-        expected = MNIST_MD5.get(path.name)
+        expected = checksums.get(path.name)
         if expected and hashlib.md5(blob).hexdigest() != expected:
             raise ConvnetsError(f"{path} is corrupted (md5 mismatch); delete it and download it again")
         try:
@@ -217,26 +233,51 @@ def _read_idx(path: Path) -> np.ndarray:
     return body.reshape(dims)
 
 
-def _decode_mnist(raw: Path, split: str) -> Split:
-    images, labels = (_read_idx(_idx_path(raw, stem)) for stem in MNIST_FILES[split])
+def _decode_idx(source: Source, split: str) -> Split:
+    """MNIST and the datasets that copied its idx format (Fashion-MNIST, KMNIST)."""
+    checksums = MNIST_MD5 if source.dataset == "mnist" else {}
+    images, labels = (_read_idx(_idx_path(source.path, stem), checksums) for stem in MNIST_FILES[split])
     return _split(images[:, None], labels)
 
 
 # --- CIFAR-10: the official python batches, the JPEG ImageFolder tree, or its one-file pack ------------
 
 
-def _decode_cifar_python(folder: Path, split: str) -> Split:
-    names = [n for n in CIFAR_MD5 if (n == "test_batch") == (split == "test")]
+def _decode_cifar_python(source: Source, split: str) -> Split:
+    """The official python batches of CIFAR-10 (five training batches) or CIFAR-100 (one file a split, its 100
+    fine labels)."""
+    cifar100 = source.kind == "cifar100-python"
+    checksums = CIFAR100_MD5 if cifar100 else CIFAR_MD5
+    names = [n for n in checksums if (n.startswith("test")) == (split == "test")]
     xs, ys = [], []
     for name in names:
-        blob = (folder / name).read_bytes()
+        blob = (source.path / name).read_bytes()
         # The batches are pickles: only the files whose checksum is the official one are ever unpickled.
-        if hashlib.md5(blob).hexdigest() != CIFAR_MD5[name]:
-            raise ConvnetsError(f"{folder / name} is corrupted (md5 mismatch); delete it and download again")
+        if hashlib.md5(blob).hexdigest() != checksums[name]:
+            raise ConvnetsError(f"{source.path / name} is corrupted (md5 mismatch); delete it and download again")
         entry = pickle.loads(blob, encoding="latin1")
         xs.append(np.asarray(entry["data"], np.uint8).reshape(-1, 3, 32, 32))
-        ys.extend(entry["labels"])
+        ys.extend(entry["fine_labels" if cifar100 else "labels"])
     return _split(np.concatenate(xs), np.asarray(ys))
+
+
+def _decode_svhn(source: Source, split: str) -> Split:
+    """SVHN's cropped digits: a MATLAB file a split, images H×W×C×N, the digit 0 labelled 10."""
+    from scipy.io import loadmat  # only SVHN needs scipy
+    from scipy.io.matlab import MatReadError
+
+    path = source.path / SVHN_FILES[split]
+    try:
+        mat = loadmat(path)
+        images, labels = np.asarray(mat["X"], np.uint8), np.asarray(mat["y"], np.int64).reshape(-1)
+    except (OSError, ValueError, KeyError, TypeError, MatReadError) as e:
+        raise ConvnetsError(f"{path} is not a readable SVHN file ({type(e).__name__}: {e})") from None
+    if images.ndim != 4 or images.shape[:3] != (32, 32, 3):
+        raise ConvnetsError(f"{path} holds images of shape {images.shape}, SVHN's are 32×32×3×N")
+    return _split(images.transpose(3, 2, 0, 1), labels % 10)
+
+
+
 
 
 def encoded_images(source: Source, split: str) -> list[tuple[bytes, int, object]]:
@@ -250,7 +291,7 @@ def encoded_images(source: Source, split: str) -> list[tuple[bytes, int, object]
 
 def _folder_items(root: Path, split: str) -> list[tuple[bytes, int, object]]:
     folder = root / split
-    classes = CLASSES["cifar10"]
+    classes = list(get_dataset("cifar10").classes)
     found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     if found != classes:
         raise ConvnetsError(
@@ -322,24 +363,26 @@ def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)))
 
 
-_DECODERS = {"mnist-idx": _decode_mnist, "cifar-python": _decode_cifar_python}
+_DECODERS = {"idx": _decode_idx, "cifar-python": _decode_cifar_python, "cifar100-python": _decode_cifar_python,
+             "svhn-mat": _decode_svhn}
 
 
 def _decode(source: Source, split: str) -> Split:
     if source.kind in _DECODERS:
-        return _DECODERS[source.kind](source.path, split)
+        return _DECODERS[source.kind](source, split)
     return decode_images(encoded_images(source, split))
 
 
 def where_to_put(dataset: str, root: Path) -> str:
     """The files a data folder needs for `dataset`, in words: for messages that tell a user where the data goes."""
-    expected = (
-        [root / "MNIST" / "raw" / f for f in MNIST_MD5]
-        if dataset == "mnist"
-        else [root / CIFAR_BATCHES / f for f in CIFAR_MD5]
-    )
+    reader = get_dataset(dataset).reader
+    expected = {
+        "mnist-idx": [root / IDX_DIRS.get(dataset, "") / "raw" / f for f in MNIST_MD5],
+        "cifar100": [root / CIFAR100_DIR / f for f in CIFAR100_MD5],
+        "svhn-mat": [root / f for f in SVHN_FILES.values()],
+    }.get(reader, [root / CIFAR_BATCHES / f for f in CIFAR_MD5])
     tree = f"{root / JPEG_DIR}/{{train,test}}/<class>/"
-    alternatives = "" if dataset == "mnist" else f" (or the JPEG ImageFolder copy {tree})"
+    alternatives = f" (or the JPEG ImageFolder copy {tree})" if reader == "cifar10" else ""
     return f"expected {', '.join(p.name for p in expected)} in {expected[0].parent}{alternatives}"
 
 
@@ -357,9 +400,14 @@ def _download(dataset: str, root: Path) -> None:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(30)
     try:
-        cls = tvd.MNIST if dataset == "mnist" else tvd.CIFAR10
-        for train in (True, False):
-            cls(str(root), train=train, download=True)
+        if dataset == "svhn":
+            for split in SVHN_FILES:
+                tvd.SVHN(str(root), split=split, download=True)
+        else:
+            cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "kmnist": tvd.KMNIST,
+                   "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[dataset]
+            for train in (True, False):
+                cls(str(root), train=train, download=True)
     except Exception as e:
         raise ConvnetsError(f"{missing}, and downloading failed ({type(e).__name__}: {e})") from None
     finally:

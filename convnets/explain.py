@@ -18,10 +18,12 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .data import CLASSES, SHAPES
+from .attack import perturb
+from .datasets import get_dataset
 from .errors import ConvnetsError
+from .imaging import kernel_tiles
 from .models import get_model
-from .models.classifier import mirror_averaged
+from .models.classifier import Classifier, mirror_averaged
 from .predict import Prediction, as_batch, choose_runs, threads_for
 from .reporting import run_name
 from .store import Run, RunStore
@@ -107,7 +109,7 @@ class Explanation:
 
 def explain(explainers: Sequence[Explainer], images: Sequence[np.ndarray], method: str = "gradcam",
             target: int | None = None) -> list[list[Explanation]]:
-    """For each image (28x28 grey for MNIST, 32x32x3 for CIFAR-10, uint8), every model's answer and the map of
+    """For each image (H×W grey or H×W×3, uint8, at the dataset's side), every model's answer and the map of
     where it looks for class `target`, or for its own answer when `target` is None."""
     if method not in METHODS:
         raise ConvnetsError(f"unknown method '{method}'; choose from: {', '.join(METHODS)}")
@@ -116,8 +118,9 @@ def explain(explainers: Sequence[Explainer], images: Sequence[np.ndarray], metho
         return out
     dataset = _one_dataset(explainers)
     batch = _checked_batch(images, dataset)
-    if target is not None and not 0 <= target < len(CLASSES[dataset]):
-        raise ConvnetsError(f"class {target} is not one of {dataset}'s {len(CLASSES[dataset])} classes")
+    classes = list(get_dataset(dataset).classes)
+    if target is not None and not 0 <= target < len(classes):
+        raise ConvnetsError(f"class {target} is not one of {dataset}'s {len(classes)} classes")
     with threads_for(len(images)):  # integrated gradients too: its 32 steps ran 4x slower on 2 busy cores
         for explainer in explainers:
             with explainer.lock:
@@ -127,7 +130,7 @@ def explain(explainers: Sequence[Explainer], images: Sequence[np.ndarray], metho
                 maps = _attribution(explainer, method, batch, targets)
             for i, (p, t) in enumerate(zip(probabilities.tolist(), targets.tolist())):
                 prediction = Prediction(explainer.run_id, explainer.model, explainer.name or explainer.model, p,
-                                        CLASSES[dataset])
+                                        classes)
                 out[i].append(Explanation(prediction, t, method, maps[i]))
     return out
 
@@ -140,7 +143,7 @@ def _one_dataset(explainers: Sequence[Explainer]) -> str:
 
 
 def _checked_batch(images: Sequence[np.ndarray], dataset: str) -> torch.Tensor:
-    channels, side, _ = SHAPES[dataset]
+    channels, side, _ = get_dataset(dataset).shape
     expected = (side, side) if channels == 1 else (side, side, channels)
     for image in images:
         if image.shape not in (expected, (side, side, channels)):
@@ -196,6 +199,41 @@ def _scale_integrated_gradients(attributions: torch.Tensor) -> np.ndarray:
 _Attribute = Callable[[Explainer, torch.Tensor, torch.Tensor], torch.Tensor]
 _ATTRIBUTIONS: dict[str, tuple[_Attribute, Callable[[torch.Tensor], np.ndarray]]] = {
     "gradcam": (_gradcam, _scale_gradcam), "ig": (_integrated_gradients, _scale_integrated_gradients)}
+
+
+@dataclass
+class Attacked:
+    """An input, the same input attacked to change the model's answer, and where the model looks in each."""
+
+    method: str  # a key of attack.METHODS
+    eps: int  # the attack's size in grey levels
+    original: np.ndarray  # uint8, as given
+    image: np.ndarray  # the attacked input, uint8 of the same shape
+    before: Explanation  # Grad-CAM of the model's answer on the original
+    after: Explanation  # and on the attacked input
+
+    @property
+    def fooled(self) -> bool:
+        return self.after.prediction.label != self.before.prediction.label
+
+
+def attacked(explainer: Explainer, image: np.ndarray, method: str = "fgsm", eps: int = 8) -> Attacked:
+    """``image`` attacked (``attack.perturb``) away from the model's own answer, there being no label to go by for a
+    drawing or a photo, and the Grad-CAM of the model's answer on both."""
+    batch = _checked_batch([image], explainer.dataset)
+    with threads_for(1), explainer.lock:  # no other session's Captum hooks may see these passes
+        with torch.no_grad():
+            answer = _probabilities(explainer, batch).argmax(1)
+        out = perturb(_answering(explainer), batch, answer, method, eps)
+    changed = out[0].to(torch.uint8).permute(1, 2, 0).numpy().reshape(image.shape)
+    before, after = (row[0] for row in explain([explainer], [image, changed], "gradcam"))
+    return Attacked(method, eps, image, changed, before, after)
+
+
+def _answering(explainer: Explainer) -> nn.Module:
+    """The explainer's network as the stored classifier answers, test-time flips included where the recipe has them
+    (the explainer's own looks at one view at a time); the same modules, in eval mode."""
+    return Classifier(*explainer.net, tta=explainer.tta).eval()
 
 
 # --- layer by layer -----------------------------------------------------------------------------------------
@@ -281,10 +319,6 @@ def feature_maps(explainer: Explainer, image: np.ndarray, path: str) -> FeatureM
 
 
 def first_filters(explainer: Explainer) -> np.ndarray:
-    """The first convolution's kernels as small images, NxKxKxC (C: the input's 1 or 3 channels), values in
-    0..1 with mid-grey for a zero weight, each kernel on its own scale: bright where it wants light, dark where
-    it wants dark, coloured where it wants a colour."""
+    """The first convolution's kernels as small images, NxKxKxC (C: the input's 1 or 3 channels): ``kernel_tiles``."""
     conv = next(m for m in explainer.net[1].modules() if isinstance(m, nn.Conv2d))
-    weights = conv.weight.detach().float()
-    largest = weights.abs().amax((1, 2, 3), keepdim=True).clamp_min(1e-12)
-    return (0.5 + 0.5 * weights / largest).permute(0, 2, 3, 1).numpy()
+    return kernel_tiles(conv.weight.detach().float().numpy())

@@ -10,11 +10,13 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from convnets.datasets import DatasetSpec
 from convnets.errors import ConvnetsError
 
 MNIST_SIDE = 28
@@ -30,6 +32,7 @@ FILLED = "the canvas is filled: clear it and draw a digit"
 TOO_MUCH_INK = "too much ink: this looks like a scribble, not a digit; clear it and draw one digit"
 
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG covers cameras' MPO files too
+UPLOAD_NAMES = "PNG, JPEG, WebP, GIF, BMP or TIFF"  # UPLOAD_FORMATS as a person names them
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo decodes to 120 MB of RGB: larger is refused before decoding
 
 
@@ -41,8 +44,9 @@ class DrawingResult:
     reason: str = ""
 
 
-def prepare_drawing(drawing: np.ndarray, on_black: bool = False) -> DrawingResult:
-    """Turn a canvas drawing (HxW grey, HxWx3 RGB or HxWx4 RGBA, any size) into MNIST's 28x28 input.
+def prepare_drawing(drawing: np.ndarray, on_black: bool = False, side: int = MNIST_SIDE) -> DrawingResult:
+    """Turn a canvas drawing (HxW grey, HxWx3 RGB or HxWx4 RGBA, any size) into MNIST's 28x28 input (or, for
+    another greyscale dataset, its ``side``, the ink's box scaled alike).
 
     The ink may be light on dark or dark on light (read off the border); on a transparent canvas it is
     whatever is opaque. A uniformly light canvas counts as a dark canvas painted over, hence "filled".
@@ -64,17 +68,17 @@ def prepare_drawing(drawing: np.ndarray, on_black: bool = False) -> DrawingResul
         return DrawingResult(None, TOO_LITTLE_INK)
 
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    scale = DIGIT_BOX / max(height, width)
+    scale = DIGIT_BOX * side / MNIST_SIDE / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     digit = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS))
     mass = digit.sum(dtype=np.float64)
     if mass == 0:  # sparse specks that vanish when scaled down
         return DrawingResult(None, TOO_LITTLE_INK)
     ys, xs = np.indices(digit.shape)
-    centre = (MNIST_SIDE - 1) / 2
-    top = int(np.clip(round(centre - (ys * digit).sum() / mass), 0, MNIST_SIDE - digit.shape[0]))
-    left = int(np.clip(round(centre - (xs * digit).sum() / mass), 0, MNIST_SIDE - digit.shape[1]))
-    image = np.zeros((MNIST_SIDE, MNIST_SIDE), np.uint8)
+    centre = (side - 1) / 2
+    top = int(np.clip(round(centre - (ys * digit).sum() / mass), 0, side - digit.shape[0]))
+    left = int(np.clip(round(centre - (xs * digit).sum() / mass), 0, side - digit.shape[1]))
+    image = np.zeros((side, side), np.uint8)
     image[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return DrawingResult(image)
 
@@ -168,9 +172,21 @@ def prepare_upload(data: bytes, size: int = 32, max_pixels: int = MAX_PIXELS) ->
         limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
         raise ConvnetsError(f"the image is too large: over the limit of {limit / 1e6:g} megapixels") from exc
     except UnidentifiedImageError as exc:
-        raise ConvnetsError("not an image Pillow can read (PNG, JPEG, WebP, GIF, BMP or TIFF)") from exc
+        raise ConvnetsError(f"not a {UPLOAD_NAMES} image, whatever its name says") from exc
     except Exception as exc:  # Pillow's decoders fail in many ways on bad data; all mean the same here
         raise ConvnetsError("the image file is truncated or corrupt") from exc
+
+
+def prepare_for(data: bytes, spec: DatasetSpec) -> tuple[np.ndarray | None, str | None]:
+    """An image file as an input of a dataset's models, or None and why not: for a colour dataset the photo
+    centre-cropped at its side; for greyscale digits the ink found and centred as MNIST's are (a photo of a digit
+    on paper, or a drawing); for other greyscale datasets the photo in grey."""
+    if spec.channels == 3:
+        return prepare_upload(data, spec.size), None
+    if spec.digits:
+        drawing = prepare_drawing(prepare_upload(data, size=112), side=spec.size)
+        return drawing.image, drawing.reason
+    return np.asarray(Image.fromarray(prepare_upload(data, spec.size)).convert("L")), None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -201,6 +217,13 @@ def to_display(image: np.ndarray, scale: int = 8) -> np.ndarray:
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
+@cache
+def upload_extensions() -> list[str]:
+    """The file name extensions of the formats uploads may be in ("png", "jpg", "tif", ...), for an uploader to
+    accept exactly what ``prepare_upload`` reads (asked of Pillow when first needed: it loads every plugin)."""
+    return sorted(ext[1:] for ext, kind in Image.registered_extensions().items() if kind in UPLOAD_FORMATS)
+
+
 def is_image_name(name: str) -> bool:
     """Whether a file name has the extension of a format uploads may be in (.png, .jpg, .jpeg, .webp, ...) and is
     not hidden (a camera card's "._IMG_0001.JPG" is the file's metadata, not an image)."""
@@ -223,6 +246,15 @@ def mosaic(tiles: np.ndarray, columns: int, scale: int = 1, gap: int = 1) -> np.
         top, left = (i // columns) * step_h, (i % columns) * step_w
         out[top : top + h * scale, left : left + w * scale] = to_display(np.rint(tile * 255).astype(np.uint8), scale)
     return out[..., 0] if c == 1 else out
+
+
+def kernel_tiles(weights: np.ndarray) -> np.ndarray:
+    """A first convolution's out×in×k×k weights as N×k×k×in images in 0..1 (``mosaic``'s tiles), mid-grey for a zero
+    weight, each kernel on its own scale: bright where it wants light, dark where it wants dark, coloured where it
+    wants a colour."""
+    w = np.asarray(weights, np.float32)
+    largest = np.maximum(np.abs(w).max(axis=(1, 2, 3), keepdims=True), 1e-12)
+    return (0.5 + 0.5 * w / largest).transpose(0, 2, 3, 1)
 
 
 # A heat colour scale (blue, cyan, yellow, red) for maps laid over an image: low is cool, high is hot.

@@ -38,6 +38,7 @@ class Job:
     device: str = "auto"
     data_dir: str | None = None
     phase: str | None = None  # what a running job is doing (schema.Phase)
+    owner: str | None = None  # who queued it, on a shared dashboard (convnets.sharing); None in older records
 
     @property
     def run_id(self) -> str:
@@ -50,7 +51,8 @@ class JobManager:
         self.dir = self.store.home / "jobs"
         self.queue = self.dir / "queue.lock"
 
-    def submit(self, config: RunConfig, *, device: str = "auto", data_dir: str | None = None) -> Job:
+    def submit(self, config: RunConfig, *, device: str = "auto", data_dir: str | None = None,
+               owner: str | None = None) -> Job:
         """Train exactly ``config`` in the background (``python -m convnets train --config FILE``), unless its run
         is finished or a job for it is under way. The configuration is checked first: a bad one is a
         ConvnetsError here, before any file is written."""
@@ -78,7 +80,8 @@ class JobManager:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, env=env)
         write_json(self.dir / f"{config.run_id}.json", {"config": config.to_dict(), "device": device,
-                                                        "data_dir": data_dir, "pid": proc.pid, "created": time.time()})
+                                                        "data_dir": data_dir, "pid": proc.pid, "created": time.time(),
+                                                        "owner": owner})
         return self._job(config.run_id)
 
     def get(self, job_id: str) -> Job | None:
@@ -128,7 +131,7 @@ class JobManager:
             record = read_json(path)
             config = RunConfig.from_dict(record["config"])
             job = Job(job_id, config, State.QUEUED, float(record["created"]), pid=record.get("pid"),
-                      device=record.get("device") or "auto", data_dir=record.get("data_dir"))
+                      device=record.get("device") or "auto", data_dir=record.get("data_dir"), owner=record.get("owner"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:  # edited or torn by hand: say so, lose nothing

@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import CLASSES, SHAPES, Split, default_data_dir, find_source, load, where_to_put
+from .data import Split, default_data_dir, find_source, load, where_to_put
+from .datasets import STUDY, get_dataset
 from .errors import ConvnetsError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "test-images.npz"
 SAMPLE_PER_CLASS = 10
 POOL_PER_CLASS = 500  # training images per class kept to draw examples from: plenty of new ones, 15 MB for CIFAR-10
 SPLITS = ("train", "test")
-COPIES = {"official": "the official files", "jpeg": "the CIFAR-10 JPEG copy at quality 75"}
-NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+COPIES = {"official": "the official files", "jpeg": "the CIFAR-10 JPEG copy at quality 75",
+          "folder": "your image folder"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,7 +41,7 @@ class Overview:
 
     @property
     def classes(self) -> list[str]:
-        return CLASSES[self.dataset]
+        return list(get_dataset(self.dataset).classes)
 
     def examples(self, per_class: int, seed: int = 0) -> np.ndarray:
         """`per_class` random images of every class (classes x per_class x H x W x C uint8); a class with fewer
@@ -56,21 +57,28 @@ def overview(dataset: str, data_dir: Path | str | None = None) -> Overview:
     """The dataset in the data folder; the shipped sample when it is not there (never a download) or unreadable."""
     root = Path(data_dir) if data_dir else default_data_dir()
     source = find_source(dataset, root)
+    label = get_dataset(dataset).label
     if source.kind == "download":
-        return _sample_overview(dataset, f"{NAMES[dataset]} is not in {root}: {where_to_put(dataset, root)}.")
+        return _sample_overview(dataset, f"{label} is not in {root}: {where_to_put(dataset, root)}.")
     try:
         data = load(dataset, root)
     except ConvnetsError as e:
-        return _sample_overview(dataset, f"{NAMES[dataset]} in {root} could not be read: {e}.")
-    counts = {split: _counts(getattr(data, split).labels) for split in SPLITS}
+        return _sample_overview(dataset, f"{label} in {source.path if source.kind == 'folder' else root} could "
+                                f"not be read: {e}.")
+    counts = {split: _counts(getattr(data, split).labels, len(data.classes)) for split in SPLITS}
     where = f"{COPIES[data.copy]} in {source.path}"
     return Overview(dataset, True, data.copy, where, "", counts, _means(data.train, dataset), _pool(data.train))
 
 
 def _sample_overview(dataset: str, hint: str) -> Overview:
+    if dataset not in STUDY:  # only the study's datasets have a sample shipped with the code
+        channels, side, _ = get_dataset(dataset).shape
+        empty = Split(torch.zeros((0, channels, side, side), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+        return Overview(dataset, False, "official", "no image of it here", hint, {}, _means(empty, dataset), empty)
     sample, copy = read_sample(dataset)
     where = f"the {SAMPLE_PER_CLASS} test images per class shipped with the code (from {COPIES[copy]})"
-    return Overview(dataset, False, copy, where, hint, {"test": _counts(sample.labels)}, _means(sample, dataset),
+    counts = {"test": _counts(sample.labels, len(get_dataset(dataset).classes))}
+    return Overview(dataset, False, copy, where, hint, counts, _means(sample, dataset),
                     sample)
 
 
@@ -85,13 +93,13 @@ def _pool(split: Split) -> Split:
     return Split(split.images[chosen], split.labels[chosen])
 
 
-def _counts(labels: torch.Tensor) -> list[int]:
-    return torch.bincount(labels, minlength=10).tolist()
+def _counts(labels: torch.Tensor, classes: int) -> list[int]:
+    return torch.bincount(labels, minlength=classes).tolist()
 
 
 def _means(split: Split, dataset: str) -> np.ndarray:
-    channels, side, _ = SHAPES[dataset]
-    means = np.zeros((len(CLASSES[dataset]), side, side, channels), np.float32)
+    spec = get_dataset(dataset)
+    means = np.zeros((len(spec.classes), spec.size, spec.size, spec.channels), np.float32)
     for c in range(len(means)):
         members = split.images[split.labels == c]
         if len(members):  # a class by class sum: a whole CIFAR-10 split in float would take 600 MB
@@ -113,10 +121,10 @@ def write_sample(data_dir: Path | str, path: Path = SAMPLE, per_class: int = SAM
     """Write the sample from the data folder's test splits: the first `per_class` test images of every class of
     both datasets, and which copy each comes from."""
     arrays: dict[str, np.ndarray] = {}
-    for dataset in CLASSES:
+    for dataset in STUDY:
         data = load(dataset, data_dir)
         labels = data.test.labels
-        keep = torch.cat([torch.nonzero(labels == c)[:per_class, 0] for c in range(len(CLASSES[dataset]))])
+        keep = torch.cat([torch.nonzero(labels == c)[:per_class, 0] for c in range(len(data.classes))])
         arrays[f"{dataset}_images"] = data.test.images[keep].numpy()
         arrays[f"{dataset}_labels"] = labels[keep].numpy().astype(np.uint8)
         arrays[f"{dataset}_copy"] = np.array(data.copy)

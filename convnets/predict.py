@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import CLASSES
+from .datasets import get_dataset
 from .errors import ConvnetsError
-from .imaging import DrawingResult, prepare_drawing, prepare_upload  # noqa: F401 - the public inference API
+from .imaging import DrawingResult, prepare_drawing, prepare_for, prepare_upload  # noqa: F401 - the public inference API
 from .reporting import run_name
 from .schema import State
 from .store import Run, RunStore
@@ -82,7 +82,7 @@ def _rank(summary: dict) -> tuple[float, float]:
 @torch.inference_mode()
 def predict(images: list[np.ndarray], dataset: str, store: RunStore | None = None,
             run_ids: list[str] | None = None) -> list[list[Prediction]]:
-    """For each image (28×28 grey for MNIST, 32×32×3 for CIFAR-10, uint8), the prediction of every finished model
+    """For each image (H×W grey or H×W×3, uint8, at the dataset's side), the prediction of every finished model
     of the dataset, or of the runs named (see ``choose_runs``); a run that cannot answer is left out."""
     store = store or RunStore()
     runs = store.finished(dataset) if run_ids is None else [r for r in map(store.get, run_ids) if r is not None]
@@ -121,8 +121,9 @@ def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str
             continue
         name = run_name(config.model, config.recipe.epochs, run.run_id, run.readonly)
         probs = model(batch).softmax(1)
+        classes = list(get_dataset(dataset).classes)
         for i, p in enumerate(probs.tolist()):
-            out[i].append(Prediction(run.run_id, config.model, name, p, CLASSES[dataset]))
+            out[i].append(Prediction(run.run_id, config.model, name, p, classes))
 
 
 def _chw(image: np.ndarray) -> np.ndarray:

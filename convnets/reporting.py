@@ -4,7 +4,7 @@ say it."""
 
 from __future__ import annotations
 
-COPY_LABELS = {"official": "official", "jpeg": "JPEG copy"}
+COPY_LABELS = {"official": "official", "jpeg": "JPEG copy", "folder": "your folder"}
 # Measured: a recipe averaging 94.0 % on the official CIFAR-10 test set averages 90.7 % on the JPEG copy.
 JPEG_COST = 0.033
 CHANCE_MARGIN = 0.02  # points above a guess's accuracy under which a run counts as at chance level
@@ -21,8 +21,8 @@ def official_equivalent(accuracy: float | None, data_copy: str) -> float | None:
 
 
 def data_label(dataset: str, data_copy: str) -> str:
-    """'JPEG copy' for CIFAR-10 figures measured on it, else 'official' (MNIST has only the official files)."""
-    return COPY_LABELS[data_copy] if dataset == "cifar10" else COPY_LABELS["official"]
+    """'JPEG copy' for CIFAR-10 figures measured on it, 'your folder' for a user's, else 'official'."""
+    return COPY_LABELS.get(data_copy, COPY_LABELS["official"])
 
 
 def pct(value: float | None) -> str:

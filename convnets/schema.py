@@ -141,6 +141,25 @@ class Robustness:
         return dataclasses.asdict(self)
 
 
+@dataclass
+class Attack:
+    """Test accuracy against adversarial perturbations of growing size (``attack-<method>.json``), on the same fixed
+    subset of the test split as ``Robustness``: one record per run and attack method."""
+
+    method: str  # fgsm or pgd (attack.METHODS)
+    eps: list[int]  # the perturbations' L-infinity sizes, in grey levels (/255), ascending
+    accuracy: list[float]  # one per eps; eps 0 is the subset as it is
+    subset: int  # test images used
+    seed: int  # the subset's draw
+    steps: int  # gradient-sign steps per image (FGSM: 1)
+    step_size: float  # each step's size as a fraction of eps (FGSM: 1)
+    source: str  # where it was computed, always in fp32 ('cpu (2 threads), fp32')
+    seconds: list[float]  # how long each eps took
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 def checked(cls: type, record: object, what: str) -> object:
     """``record`` (parsed JSON) as ``cls``, or a ConvnetsError saying which file is malformed and how. Unknown
     keys go to an ``extra`` field where the type has one, and are otherwise ignored (files from later versions)."""

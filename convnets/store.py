@@ -2,9 +2,10 @@
 
 Layout: ``<home>/runs/<run_id>/`` with ``config.json``, ``status.json``, ``history.json``,
 ``evaluation.json``, ``mistakes.npz``, ``predictions.npz`` (every test image's answer), ``robustness.json``
-(accuracy under corruptions), ``model.safetensors`` (the final weights) and ``resume.pt`` (the last completed
-epoch). Every file is written to a temporary name and renamed, so a killed process never
-leaves a half-written file behind. The shipped zoo is a second, read-only root merged into every listing.
+(accuracy under corruptions), ``attack-fgsm.json`` and ``attack-pgd.json`` (accuracy under adversarial attacks),
+``model.safetensors`` (the final weights) and ``resume.pt`` (the last completed epoch). Every file is written to a
+temporary name and renamed, so a killed process never leaves a half-written file behind. The shipped zoo is a
+second, read-only root merged into every listing.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ from safetensors.torch import load_file, save_file
 
 from .calibration import reliability
 from .config import RunConfig
-from .data import CLASSES, Split, default_home, load_copy
+from .data import Split, default_home, load_copy
+from .datasets import dataset_fields, get_dataset
 from .device import with_precision
 from .errors import ConvnetsError
 from .models.classifier import build_classifier
 from .reporting import at_chance
-from .schema import ACTIVE, Evaluation, HistoryRow, Predictions, Robustness, State, checked
+from .schema import ACTIVE, Attack, Evaluation, HistoryRow, Predictions, Robustness, State, checked
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
-RUN_ID = re.compile(r"^[a-z0-9_]+-[a-z0-9]+-[0-9a-f]{10}\Z")  # \Z: "$" would let a trailing newline in
+# model-dataset-hash, the dataset a registry name or a folder's (folder-<fingerprint>-<side>); \Z: "$" would let a
+# trailing newline in
+RUN_ID = re.compile(r"^[a-z0-9_]+-(?P<dataset>[a-z0-9_]+|folder-[0-9a-f]{10}-[0-9]+)-[0-9a-f]{10}\Z")
 WEIGHT_FORMS = ("fp32", "fp16", "int8")
 INT8_SCALE = ".__int8_scale"  # beside each int8 weight tensor: its fp32 scale per output channel
 
@@ -183,6 +187,16 @@ class Run:
             return None
         return checked(Robustness, self._json("robustness.json"), f"run {self.run_id}'s robustness.json").to_dict()
 
+    def attack(self, method: str) -> dict | None:
+        """Accuracy against adversarial perturbations by ``method`` (schema.Attack), None before it was measured, or
+        a ConvnetsError if malformed."""
+        if not method.isalnum():  # it names a file
+            raise ConvnetsError(f"'{method}' is not an attack method")
+        name = f"attack-{method}.json"
+        if not (self.path / name).exists():
+            return None
+        return checked(Attack, self._json(name), f"run {self.run_id}'s {name}").to_dict()
+
     def summary(self) -> dict:
         """The flat record the CLI prints and the leaderboard shows; ``at_chance`` marks a finished run whose test
         accuracy is no better than a guess (``reporting.at_chance``)."""
@@ -207,6 +221,7 @@ class Run:
         images = sum(h["images"] for h in history)
         calibration = self.calibration() or {}
         robustness = self.robustness() or {}
+        out.update(dataset_fields(config.dataset))
         out.update(
             model=config.model,
             dataset=config.dataset,
@@ -218,7 +233,8 @@ class Run:
             epochs_done=len(history),
             params=status.get("params"),
             test_accuracy=evaluation.get("test_accuracy"),
-            at_chance=at_chance(evaluation.get("test_accuracy"), len(CLASSES[config.dataset])),
+            at_chance=at_chance(evaluation.get("test_accuracy"), len(evaluation.get("classes") or
+                                                                    get_dataset(config.dataset).classes)),
             test_loss=evaluation.get("test_loss"),
             calibration_error=calibration.get("ece"),
             corruption_accuracy=robustness.get("mean_accuracy"),
@@ -401,7 +417,7 @@ class RunStore:
                         found[path.name] = Run(path, readonly)
         runs = list(found.values())
         if dataset:
-            runs = [r for r in runs if r.run_id.split("-")[1] == dataset]
+            runs = [r for r in runs if RUN_ID.match(r.run_id)["dataset"] == dataset]
         return runs
 
     def finished(self, dataset: str | None = None) -> list[Run]:
@@ -411,7 +427,8 @@ class RunStore:
         """Changes whenever any run's files change: a cache key for the dashboard's tables."""
         parts = []
         for run in self.runs():
-            for name in ("status.json", "history.json", "evaluation.json", "predictions.npz", "robustness.json"):
+            for name in ("status.json", "history.json", "evaluation.json", "predictions.npz", "robustness.json",
+                         "attack-fgsm.json", "attack-pgd.json"):
                 with suppress(OSError):
                     parts.append(f"{run.run_id}/{name}:{(run.path / name).stat().st_mtime_ns}")
         return hashlib.sha1("\n".join(parts).encode()).hexdigest()

@@ -24,13 +24,15 @@ from torch import nn
 
 from . import data as datamod
 from .config import SCHEDULES, Recipe, RunConfig
-from .device import describe_device, pick_device, trains_in_bf16
+from .device import describe_device, pick_device, precision_rule, record_timing, recorded_timing, timing_key, verdict
 from .errors import ConvnetsError
 from .evaluate import evaluate, final_report
-from .models import default_recipe
+from .models import default_recipe, get_model
 from .models.classifier import classifier
 from .robustness import measure
 from .schema import HistoryRow, Phase, Progress, State
+from .snapshots import Snapshotter
+from .snapshots import load as load_snapshots
 from .store import Run, RunStore
 
 
@@ -142,6 +144,7 @@ def train_run(
     command: str | None = None,
     queue: Path | None = None,
     sync_bn: bool = False,
+    snapshots: bool = True,
 ) -> tuple[Run, bool]:
     """Train a configuration or return its finished run; the flag says whether it came from the cache.
 
@@ -152,6 +155,7 @@ def train_run(
     shared by background jobs), training waits its turn for that lock, so jobs launched together run one after
     another instead of fighting over the cores. Under torchrun every rank trains its shard of each global batch
     (``sync_bn``: batch statistics over the global batch, CUDA only) and only rank 0 touches the store.
+    ``snapshots``: keep the live snapshots of convnets.snapshots as it trains (they never change the result).
     """
     config.check()
     default_recipe(config.model, config.dataset)  # the model exists and takes the dataset
@@ -170,7 +174,7 @@ def train_run(
         raise ConvnetsError("--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on the CPU")
     data = datamod.load_copy(config.dataset, config.data_copy, data_dir)
     check_batch(config.recipe, data)
-    job = _Job(config, data, dev, dist, progress, cancel, compile, command, sync_bn)
+    job = _Job(config, data, dev, dist, progress, cancel, compile, command, sync_bn, snapshots)
     with process_group(dist, dev):
         if not dist.main:
             job.train(None)
@@ -285,12 +289,13 @@ class Trainer:
     epoch is dropped, and nothing inside a step waits for the host. The optimiser stays eager (fused on CUDA)
     and its learning rate and momentum are Python floats, so the schedule never recompiles or re-captures
     anything. Evaluation runs the same weights eagerly: a second graph capture would cost more than it saves
-    on 10,000 test images. On the CPU the step is eager unless ``compile`` asks otherwise, in bf16 autocast where
-    the CPU computes in bf16 natively and in fp32 elsewhere (``device.trains_in_bf16``).
+    on 10,000 test images. On the CPU the step is eager unless ``compile`` asks otherwise, in bf16 autocast or in
+    fp32 as ``bf16`` says; None: as ``device.precision_rule`` says, or where it leaves the choice to a
+    measurement, as this machine's recorded one does (bf16 before any; ``choose_bf16`` measures).
     """
 
     def __init__(self, config: RunConfig, train: datamod.Split, device: torch.device, *,
-                 compile: bool | None = None, dist: Dist = Dist(), sync_bn: bool = False):
+                 compile: bool | None = None, dist: Dist = Dist(), sync_bn: bool = False, bf16: bool | None = None):
         self.config, self.recipe, self.device, self.dist = config, config.recipe, device, dist
         torch.manual_seed(config.seed)
         self.model = classifier(config, *datamod.input_stats(self.recipe.normalize, train)).to(device)
@@ -315,7 +320,7 @@ class Trainer:
         objective = Objective(trained, self.recipe.label_smoothing, self.channels_last)
         self.objective = torch.compile(objective, mode="reduce-overhead" if self.graphs else None) if self.compiled \
             else objective
-        self.bf16 = trains_in_bf16(device)
+        self.bf16 = recorded_bf16(config, device) if bf16 is None else bf16
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         self.shard = (dist.rank, dist.world) if dist.world > 1 else None
         self.drop_last = device.type == "cuda" or dist.world > 1  # static shapes for CUDA graphs; equal shards
@@ -421,6 +426,53 @@ class Trainer:
             torch.cuda.synchronize(self.device)
 
 
+def recorded_bf16(config: RunConfig, device: torch.device) -> bool:
+    """The precision without measuring: the rule, else this machine's measurement of the model, else bf16."""
+    decided, _ = precision_rule(device)
+    if decided is not None:
+        return decided
+    timing = recorded_timing(datamod.default_home(), _timing_key(config))
+    return verdict(timing)[0] if timing else True
+
+
+def _timing_key(config: RunConfig) -> str:
+    spec = datamod.get_dataset(config.dataset)
+    return timing_key(config.model, spec.shape, len(spec.classes), config.recipe.batch_size)
+
+
+def choose_bf16(config: RunConfig, train: datamod.Split, device: torch.device) -> tuple[bool, str]:
+    """Whether a run trains in bf16, and why. Where the CPU's flags cannot tell (it has bf16 instructions, which
+    may still be slower than fp32), the model's step is timed in both at its first training on this machine and
+    the faster kept in ``$CONVNETS_HOME/precision.json`` for every later run of that model and batch size."""
+    decided, why = precision_rule(device)
+    if decided is not None:
+        return decided, why
+    home, key = datamod.default_home(), _timing_key(config)
+    timing = recorded_timing(home, key)
+    if timing is None:
+        fp32, bf16 = time_steps(config, train, device)
+        record_timing(home, key, fp32, bf16)
+        timing = {"fp32": fp32, "bf16": bf16}
+    return verdict(timing)
+
+
+def time_steps(config: RunConfig, train: datamod.Split, device: torch.device, steps: int = 4) -> tuple[float, float]:
+    """The CPU seconds of one training step in fp32 and in bf16 on a batch of the split: the least over ``steps``
+    steps of each, interleaved, after two warm-up steps each (oneDNN builds its kernels at the first). CPU time of
+    the process, not wall time, and the least, not the median: other jobs on the same cores delay a step's clock
+    but not its work, and on two busy cores wall times varied tenfold from one step to the next. The trainers are
+    thrown away, and the run re-seeds everything it draws, so measuring leaves the run's result as it was."""
+    trainers = [Trainer(config, train, device, compile=False, bf16=bf16) for bf16 in (False, True)]
+    x, y = next(datamod.batches(train, min(config.recipe.batch_size, len(train)), augment=config.recipe.augment))
+    times: list[list[float]] = [[], []]
+    for _ in range(steps + 2):
+        for trainer, kept in zip(trainers, times):
+            t0 = time.process_time()
+            trainer.step(x, y)
+            kept.append(time.process_time() - t0)
+    return min(times[0][2:]), min(times[1][2:])
+
+
 @dataclass
 class _Job:
     """One training of one configuration in this process; ``run`` is None on ranks other than 0."""
@@ -434,6 +486,7 @@ class _Job:
     compile: bool | None
     command: str | None
     sync_bn: bool = False
+    snapshots: bool = True  # take live snapshots as it trains (convnets.snapshots)
 
     def share_start(self, resume: dict | None, history: list[dict], skip: bool = False) -> tuple:
         """Rank 0 tells the other ranks where training starts (or that there is nothing to train)."""
@@ -449,9 +502,11 @@ class _Job:
         status = {"pid": os.getpid(), "device": describe_device(device), "world_size": self.dist.world,
                   "command": self.command}
         data = self.data
-        trainer = Trainer(config, data.train, device, compile=self.compile, dist=self.dist, sync_bn=self.sync_bn)
-        status.update(params=trainer.params, precision=trainer.precision, phase=Phase.TRAINING,
-                      compiled=trainer.compiled)
+        bf16, why = self._precision(run)
+        trainer = Trainer(config, data.train, device, compile=self.compile, dist=self.dist, sync_bn=self.sync_bn,
+                          bf16=bf16)
+        status.update(params=trainer.params, precision=trainer.precision, precision_reason=why,
+                      phase=Phase.TRAINING, compiled=trainer.compiled)
         train, test = data.train.to(device), data.test.to(device)
         resume = run.load_resume() if run is not None else None
         done = _history_or_none(run) if resume is not None else None
@@ -469,8 +524,13 @@ class _Job:
         steps = trainer.steps_per_epoch(len(train))
         # every epoch so far, the same on every rank, so that a collapse spanning a resume is seen too
         trail = [EpochStats(h["train_loss"], h["train_accuracy"], h["images"], h["seconds"], h["lr"]) for h in history]
+        snapshots = None
+        if run is not None and self.snapshots:
+            snapshots = Snapshotter(run, trainer.model, get_model(config.model).cam_layer, test, data.classes)
+            snapshots.keep_earlier(load_snapshots(run) if history else None)
         for epoch in range(len(history) + 1, config.recipe.epochs + 1):
-            on_step = self._reporter(run, status, epoch, steps, len(train))
+            trained_before = sum(h["seconds"] for h in history)
+            on_step = self._reporter(run, status, epoch, steps, len(train), trainer, snapshots, trained_before)
             stats = trainer.train_epoch(train, epoch, on_step)
             if not math.isfinite(stats.loss):
                 raise Diverged(f"training diverged in epoch {epoch} (loss {stats.loss}); try a lower learning rate")
@@ -492,8 +552,20 @@ class _Job:
                 raise Diverged(f"training collapsed to chance at epoch {epoch}: try a lower weight decay or learning "
                                f"rate (loss {stats.loss:.3f} in epochs {epoch - 1}-{epoch}, that of the same answer "
                                f"for every image, after {best:.1%} training accuracy: its units died)")
+        if snapshots is not None:
+            snapshots.close()
         if run is not None:
             self._finish(run, trainer.model, data, history, status)
+
+    def _precision(self, run: Run | None) -> tuple[bool, str]:
+        """A resumed run keeps the precision of its first epochs; several processes take the recorded choice
+        (each measuring its own could disagree); otherwise ``choose_bf16``."""
+        status = run.status() if run is not None else {}
+        if status.get("precision") and (run.path / "resume.pt").is_file():
+            return status["precision"] == "bf16", status.get("precision_reason") or "as its first epochs trained"
+        if self.dist.world > 1:
+            return recorded_bf16(self.config, self.device), "the recorded choice (several processes measure none)"
+        return choose_bf16(self.config, self.data.train, self.device)
 
     def _finish(self, run: Run, model: nn.Module, data: datamod.Dataset, history: list[dict], status: dict) -> None:
         """The final evaluation, the mistakes, every test image's answer, the accuracy under corruptions, the weights,
@@ -513,10 +585,11 @@ class _Job:
         run.set_status(State.FINISHED, finished_at=time.time(), **{**status, "phase": Phase.DONE})
         (run.path / "resume.pt").unlink(missing_ok=True)
 
-    def _reporter(self, run: Run | None, status: dict, epoch: int, steps: int,
-                  n: int) -> Callable[[int, torch.Tensor, int, float], None]:
+    def _reporter(self, run: Run | None, status: dict, epoch: int, steps: int, n: int, trainer: Trainer,
+                  snapshots: Snapshotter | None, trained_before: float) -> Callable[[int, torch.Tensor, int, float],
+                                                                                    None]:
         """Checks for cancellation after every step; live progress for the terminal and the dashboard every half
-        second (one host sync then, not per step)."""
+        second (one host sync then, not per step); a snapshot when one is due (``snapshots``)."""
         last_report = 0.0
         epochs = self.config.recipe.epochs
 
@@ -524,6 +597,10 @@ class _Job:
             nonlocal last_report
             if self.cancel is not None and self.cancel():
                 raise Cancelled()
+            if snapshots is not None and snapshots.due(trained_before + elapsed):
+                loss_sum, correct = totals.tolist()
+                snapshots.take((epoch - 1) * steps + step, epoch, trained_before + elapsed,
+                               trainer.optimizer.param_groups[0]["lr"], loss_sum / seen, correct / seen)
             if run is None or (elapsed - last_report <= 0.5 and step != steps):
                 return
             last_report = elapsed

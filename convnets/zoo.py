@@ -83,33 +83,85 @@ ENTRIES = [
 ]
 
 
-# The reference Keras study's five CIFAR-10 nets, with its notebooks' total training times on their GPU
-# (shared/reference/notebooks.md: LeNet about 11 s an epoch for 20 epochs, ALL-CNN about 18 s an epoch for up to
-# 200, the others as printed), which "Reproduce the study" sets beside ours.
-STUDY_SECONDS = {"ref_lenet": 220.0, "ref_vgg": 1623.0, "ref_allcnn": 3600.0, "ref_resnet20": 2354.0,
-                 "ref_wrn14_2": 4991.0}
+@dataclass(frozen=True)
+class StudyNet:
+    """One of the reference Keras study's five CIFAR-10 nets, as the study page presents it."""
+
+    title: str  # the study's name for it
+    seconds: float  # its notebook's total training time on the study's GPU
+    idea: str  # what the net brought to convnets, in one line
+
+
+# The study's nets in its order, with its notebooks' total training times on their GPU (shared/reference/notebooks.md:
+# LeNet about 11 s an epoch for 20 epochs, ALL-CNN about 18 s an epoch for up to 200, the others as printed), which
+# the study page and "Reproduce the study" set beside ours.
+STUDY_NETS = {
+    "ref_lenet": StudyNet("LeNet", 220.0, "Convolutions: small filters slid over the image, shared across it; "
+                          "pooling shrinks the maps between them"),
+    "ref_vgg": StudyNet("VGG-like", 1623.0, "Stacked 3×3 convolutions: two see as far as one 5×5 with fewer "
+                        "weights and one more non-linearity"),
+    "ref_allcnn": StudyNet("ALL-CNN", 3600.0, "Strided convolutions instead of pooling: the net learns how to "
+                           "shrink its maps"),
+    "ref_resnet20": StudyNet("ResNet-20", 2354.0, "Shortcuts add each block's input to its output, so that a deep "
+                             "net learns only what to change and still trains"),
+    "ref_wrn14_2": StudyNet("WRN-14-2", 4991.0, "Width: fewer, wider residual blocks, which reach more per layer "
+                            "and keep a GPU busier than depth does"),
+}
+STUDY_SECONDS = {model: net.seconds for model, net in STUDY_NETS.items()}
+
+
+def study_entries() -> list[Entry]:
+    """The zoo's entries of the study's nets, in the study's order."""
+    entries = {e.model: e for e in ENTRIES if e.dataset == "cifar10"}
+    return [entries[model] for model in STUDY_NETS]
 
 
 def study_configs(data_copy: str, seed: int) -> list[RunConfig]:
     """The study's five nets with the zoo's pinned recipes, as runs of ``seed``: a seed other than the zoo's 0
     makes them new runs, trained on the user's own device, rather than the zoo's cached ones."""
-    entries = {e.model: e for e in ENTRIES if e.dataset == "cifar10"}
-    return [dataclasses.replace(entries[model].config(data_copy), seed=seed) for model in STUDY_SECONDS]
+    return [dataclasses.replace(entry.config(data_copy), seed=seed) for entry in study_entries()]
+
+
+def shipped_runs(runs_dir: Path | None) -> dict[tuple[str, str], Run]:
+    """The zoo's finished runs by (model, dataset), whatever copy of the data each was trained on: a clone without
+    the data, which would train on another copy, still finds them."""
+    if runs_dir is None or not runs_dir.is_dir():
+        return {}
+    runs = [Run(p, readonly=True) for p in sorted(runs_dir.glob("*-*-*")) if p.is_dir()]
+    return {(r.config.model, r.config.dataset): r for r in runs if r.finished}
+
+
+def study_rows(store: RunStore) -> list[dict]:
+    """One row per study net, in the study's order: its name, idea, size, the study's accuracy and time, and the
+    shipped zoo's run of it (``zoo``: accuracy on its data copy, in official-data terms, the difference to the
+    study's figure, time and device; None where the zoo lacks it)."""
+    shipped = shipped_runs(store.zoo_dir)
+    rows = []
+    for entry in study_entries():
+        spec, net = get_model(entry.model), STUDY_NETS[entry.model]
+        study = spec.reference_accuracy[entry.dataset]
+        run = shipped.get((entry.model, entry.dataset))
+        zoo = None
+        if run is not None:
+            s = run.summary()
+            official = official_equivalent(s["test_accuracy"], s["data_copy"])
+            zoo = {key: s[key] for key in ("run_id", "test_accuracy", "data_copy", "epochs", "train_seconds",
+                                           "device", "params")}
+            zoo.update(official_equivalent=official, difference=official - study, tta=run.config.recipe.tta)
+        rows.append({"model": entry.model, "dataset": entry.dataset, "title": net.title, "idea": net.idea,
+                     "family": spec.family, "params": zoo["params"] if zoo else spec.num_params(entry.dataset),
+                     "study_accuracy": study, "study_seconds": net.seconds, "zoo": zoo})
+    return rows
 
 
 def study_table(store: RunStore, data_copy: str, seed: int) -> list[dict]:
-    """One row per study net: the study's accuracy and time, ours so far (state, accuracy, time, device), and
-    the difference in official-data terms; rows fill in as the runs train."""
-    rows = []
-    for config in study_configs(data_copy, seed):
-        spec = get_model(config.model)
-        shipped = store.get(dataclasses.replace(config, seed=0).run_id)  # the zoo's own run of the recipe
-        row = {"model": config.model, "run_id": config.run_id,
-               "zoo_accuracy": (shipped.evaluation() or {}).get("test_accuracy") if shipped else None,
-               "study_accuracy": spec.reference_accuracy["cifar10"], "study_seconds": STUDY_SECONDS[config.model],
-               "epochs": config.recipe.epochs, "tta": config.recipe.tta, "state": None, "epochs_done": 0,
-               "test_accuracy": None, "official_equivalent": None, "difference": None, "train_seconds": None,
-               "device": None}
+    """``study_rows`` with the user's runs of ``seed`` on ``data_copy``: the run id, its state, accuracy, time and
+    device so far, and the difference in official-data terms; rows fill in as the runs train."""
+    rows = study_rows(store)
+    for row, config in zip(rows, study_configs(data_copy, seed)):
+        row.update(run_id=config.run_id, epochs=config.recipe.epochs, tta=config.recipe.tta, state=None,
+                   epochs_done=0, test_accuracy=None, official_equivalent=None, difference=None, train_seconds=None,
+                   device=None)
         run = store.get(config.run_id)
         if run is not None:
             s = run.summary()
@@ -118,7 +170,6 @@ def study_table(store: RunStore, data_copy: str, seed: int) -> list[dict]:
             row["official_equivalent"] = official_equivalent(row["test_accuracy"], data_copy)
             if row["official_equivalent"] is not None:
                 row["difference"] = row["official_equivalent"] - row["study_accuracy"]
-        rows.append(row)
     return rows
 
 
@@ -286,8 +337,7 @@ def target(entry: Entry, data_copy: str) -> float | None:
 
 def write_results(zoo_dir: Path = ZOO_DIR, entries: list[Entry] | None = None) -> list[dict]:
     """The results table of every zoo entry (shipped or still missing), as JSON and markdown."""
-    runs = [Run(p, readonly=True) for p in sorted((zoo_dir / "runs").glob("*-*-*")) if p.is_dir()]
-    shipped = {(r.config.model, r.config.dataset): r for r in runs if r.finished}
+    shipped = shipped_runs(zoo_dir / "runs")
     rows = []
     for entry in ENTRIES if entries is None else entries:
         spec = get_model(entry.model)
@@ -314,9 +364,9 @@ def write_results(zoo_dir: Path = ZOO_DIR, entries: list[Entry] | None = None) -
     markdown = results_markdown(rows)
     (zoo_dir / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
     (zoo_dir / "results.md").write_text(markdown)
-    readme = zoo_dir.parent / "README.md"
-    if readme.is_file():
-        readme.write_text(replace_tables(readme.read_text(), markdown))
+    for document in (zoo_dir.parent / name for name in RESULTS_DOCUMENTS):
+        if document.is_file():
+            document.write_text(replace_tables(document.read_text(), markdown))
     return rows
 
 
@@ -347,6 +397,7 @@ def replace_tables(document: str, markdown: str) -> str:
     return "".join(lines)
 
 
+RESULTS_DOCUMENTS = ("README.md", "docs/results.md")  # beside the zoo: the documents whose tables it rewrites
 SHIP_TOLERANCE = 0.0005  # a compact weight form may move test accuracy by at most 0.05 points
 # The whole zoo/ stays under 32 MiB: the checkout plus the 18 MiB CIFAR-10 pack must fit the 64 MiB that the GPU
 # machine is sent.

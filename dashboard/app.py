@@ -9,45 +9,68 @@ if ROOT not in sys.path:  # Streamlit puts dashboard/ on the path, not the repos
 
 import streamlit as st  # noqa: E402
 
-from convnets.data import default_data_dir  # noqa: E402
-from convnets.device import describe_training, pick_device  # noqa: E402
-from dashboard import settings  # noqa: E402
-from dashboard.common import ALL, DATASET_LABELS, PAGES, data_dir, page_path  # noqa: E402
+from convnets.data import default_home  # noqa: E402
+from convnets.device import describe_device, pick_device, precision_summary  # noqa: E402
+from convnets.errors import ConvnetsError  # noqa: E402
+from dashboard import access, settings  # noqa: E402
+from dashboard.common import ALL, PAGES, data_dir, dataset_choices, dataset_label, page_path  # noqa: E402
 
 
 @st.cache_resource(show_spinner=False)
 def device_in_use() -> str:
-    """The device a job on 'auto' trains on, and in which precision; it cannot change while the server runs."""
-    return describe_training(pick_device())
+    """The device a job on 'auto' trains on; it cannot change while the server runs (its precision can, as
+    models are timed in both at their first training here)."""
+    return describe_device(pick_device())
 
 
 st.set_page_config(page_title="convnets", page_icon="🧠", layout="wide")
 
 sections: dict[str, list] = {}
 for name, spec in PAGES.items():
-    page = st.Page(page_path(name), title=spec.title, icon=spec.icon, default=name == "leaderboard")
+    page = st.Page(page_path(name), title=spec.title, icon=spec.icon, default=name == "study")
     sections.setdefault(spec.section, []).append(page)
 navigation = st.navigation(sections)
 
 
 def remember_data_dir() -> None:
-    """The data folder outlives the session: a reload starts a new one with an empty session state."""
+    """The data folder outlives the session: a reload starts a new one with an empty session state. On a shared
+    dashboard only the trainer changes it, and only to a folder inside the data roots."""
+    if not access.data_dir_allowed():
+        return
     problem = settings.remember("data_dir", st.session_state["data_dir"])
     if problem:
         st.toast(f"The data folder is not remembered for your next visit ({problem})", icon=":material/warning:")
 
 
 st.session_state.setdefault("dataset_filter", ALL)
-st.session_state.setdefault("data_dir", settings.load().get("data_dir") or str(default_data_dir()))
+try:
+    trainer = access.is_trainer()
+except ConvnetsError as e:  # shared mode never guesses at its settings
+    st.error(f"The shared mode's settings are malformed: {e}", icon=":material/lock:")
+    st.stop()
+if trainer:
+    st.session_state.setdefault("data_dir", access.start_data_dir())
+else:  # a viewer reads the folder the trainer chose
+    st.session_state["data_dir"] = access.start_data_dir()
 with st.sidebar:
-    st.segmented_control("Dataset", list(DATASET_LABELS), format_func=DATASET_LABELS.get, key="dataset_filter",
+    choices = dataset_choices()
+    if st.session_state["dataset_filter"] not in choices:  # a folder's runs all forgotten since
+        st.session_state["dataset_filter"] = ALL
+    st.segmented_control("Dataset", choices, format_func=dataset_label, key="dataset_filter",
                          required=True, help="Filters the result pages")
-    st.text_input("Data folder", key="data_dir", on_change=remember_data_dir,
-                  help="Where MNIST and CIFAR-10 are read from (and downloaded to); given to training jobs. A "
-                  "relative path is taken from your home folder, and ~ is your home folder too. Remembered for "
-                  "your next visit.")
+    if trainer:
+        st.text_input("Data folder", key="data_dir", on_change=remember_data_dir,
+                      help="Where the built-in datasets are read from (and downloaded to); given to training jobs. "
+                      "A relative path is taken from your home folder, and ~ is your home folder too. Remembered "
+                      "for your next visit.")
+        if access.REFUSED in st.session_state:
+            st.error(st.session_state.pop(access.REFUSED), icon=":material/folder_off:")
+    else:
+        st.caption(f":material/folder: Data folder: {data_dir()}")
     if data_dir() != st.session_state["data_dir"].strip():
         st.caption(f"= {data_dir()}")
-    st.caption(f":material/memory: {device_in_use()}")
+    st.caption(f":material/memory: {device_in_use()}; a new job trains in "
+               f"{precision_summary(pick_device(), default_home())}")
+    access.sign_in()
 
 navigation.run()

@@ -12,6 +12,7 @@ import streamlit as st
 
 from convnets.compare import predictions_of
 from convnets.data import default_data_dir
+from convnets.datasets import STUDY, dataset_fields, dataset_names
 from convnets.errors import ConvnetsError
 from convnets.imaging import to_display
 from convnets.predict import Prediction, choose_runs
@@ -22,8 +23,8 @@ from dashboard import figures
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = "all"
-DATASET_LABELS = {ALL: "All", "mnist": "MNIST", "cifar10": "CIFAR-10"}
 RUN_PARAM = "run"  # the query parameter that preselects a run on the result pages
+OTHER_RUN_PARAM = "vs"  # and the run that Compare sets beside it
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class PageSpec:
 
 
 PAGES: dict[str, PageSpec] = {
+    "study": PageSpec("study.py", "The study", ":material/school:", "Results"),  # the default page
     "leaderboard": PageSpec("leaderboard.py", "Leaderboard", ":material/leaderboard:", "Results"),
     "curves": PageSpec("curves.py", "Training curves", ":material/show_chart:", "Results"),
     "errors": PageSpec("errors.py", "Errors", ":material/grid_view:", "Results"),
@@ -73,6 +75,33 @@ def empty_state(message: str) -> None:
 
 
 # --- the sidebar's choices, shared by every page through the session state ---------------------------
+
+
+def dataset_label(name: str) -> str:
+    """How the pages name a dataset (the registry's label; "All" for the sidebar's no-filter choice)."""
+    return "All" if name == ALL else dataset_fields(name)["dataset_label"]
+
+
+def dataset_choices() -> list[str]:
+    """The sidebar's datasets: all of them, the study's two, then every other dataset of the registry with runs."""
+    with_runs = {s["dataset"] for s in summaries()}
+    return [ALL, *(name for name in dataset_names() if name in STUDY or name in with_runs)]
+
+
+def datasets_to_try(channels: int) -> list[str]:
+    """The datasets of greyscale (1) or colour (3) images that have a finished run: what Draw and Photo offer."""
+    with_runs = {s["dataset"] for s in finished()}
+    return [name for name in dataset_names() if name in with_runs and dataset_fields(name)["channels"] == channels]
+
+
+def choose_dataset(options: list[str], key: str) -> str:
+    """One of the datasets, the sidebar's if it is among them: a choice shown only when there is one to make."""
+    preferred = dataset_filter()
+    default = preferred if preferred in options else options[0]
+    if len(options) == 1:
+        return default
+    return st.segmented_control("Dataset", options, format_func=dataset_label, default=default, required=True,
+                                key=key)
 
 
 def dataset_filter() -> str | None:
@@ -124,7 +153,7 @@ def finished_or_stop(what_for: str) -> list[dict]:
 def run_label(summary: dict) -> str:
     """Short enough for a select box, distinct even for two runs of one model."""
     zoo = " · zoo" if summary.get("zoo") else ""
-    return (f"{summary['model']} · {DATASET_LABELS[summary['dataset']]} · {summary['epochs']} ep · "
+    return (f"{summary['model']} · {dataset_label(summary['dataset'])} · {summary['epochs']} ep · "
             f"{short_id(summary['run_id'])}{zoo}")
 
 

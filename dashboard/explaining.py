@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from convnets.data import CLASSES
+from convnets.datasets import STUDY, get_dataset
 from convnets.errors import ConvnetsError
 from convnets.explain import Explainer
 from convnets.imaging import prepare_drawing
@@ -48,13 +48,14 @@ def say_why_not(subject: Subject) -> None:
         common.link(subject.maker)
 
 
-def hand_over_drawing(pixels: np.ndarray | None) -> None:
-    """The Draw page leaves its canvas here on every stroke, empty or not: the page prepares it as Draw does."""
-    st.session_state[DRAWING_KEY] = pixels
+def hand_over_drawing(pixels: np.ndarray | None, dataset: str) -> None:
+    """The Draw page leaves its canvas here on every stroke, empty or not, with the dataset whose models read it:
+    the page prepares it as Draw does."""
+    st.session_state[DRAWING_KEY] = (pixels, dataset)
 
 
-def hand_over_photo(image: np.ndarray, caption: str) -> None:
-    st.session_state[PHOTO_KEY] = (image, caption)
+def hand_over_photo(image: np.ndarray, caption: str, dataset: str) -> None:
+    st.session_state[PHOTO_KEY] = (image, caption, dataset)
 
 
 def link_inside(source: str, label: str, **params: str) -> None:
@@ -71,27 +72,28 @@ def pick_subject() -> Subject:
 
 
 def _drawing() -> Subject:
-    pixels = st.session_state.get(DRAWING_KEY)
+    pixels, dataset = st.session_state.get(DRAWING_KEY, (None, STUDY[0]))
     if pixels is None:
-        return Subject("mnist", None, reason=NOTHING_YET, maker="draw")
-    drawing = prepare_drawing(pixels, on_black=True)  # the Draw page's canvas: light strokes on black
-    return Subject("mnist", drawing.image, "your drawing", drawing.reason, maker="draw")
+        return Subject(dataset, None, reason=NOTHING_YET, maker="draw")
+    # the Draw page's canvas: light strokes on black
+    drawing = prepare_drawing(pixels, on_black=True, side=get_dataset(dataset).size)
+    return Subject(dataset, drawing.image, "your drawing", drawing.reason, maker="draw")
 
 
 def _photo() -> Subject:
     if st.session_state.get(PHOTO_KEY) is None:
-        return Subject("cifar10", None, reason="no photo yet: upload one on the Photo page, or pick a test image",
+        return Subject(STUDY[1], None, reason="no photo yet: upload one on the Photo page, or pick a test image",
                        maker="photo")
-    image, caption = st.session_state[PHOTO_KEY]
-    return Subject("cifar10", image, caption)
+    image, caption, dataset = st.session_state[PHOTO_KEY]
+    return Subject(dataset, image, caption)
 
 
 def _test_image() -> Subject:
     """A random test image of the chosen dataset, kept until the user asks for another or changes the dataset."""
     chosen, again = st.columns([3, 1], vertical_alignment="bottom")
-    datasets = list(CLASSES)
-    default = common.dataset_filter() or "mnist"
-    dataset = chosen.segmented_control("Dataset", datasets, format_func=common.DATASET_LABELS.get, default=default,
+    datasets = common.dataset_choices()[1:]
+    default = common.dataset_filter() or datasets[0]
+    dataset = chosen.segmented_control("Dataset", datasets, format_func=common.dataset_label, default=default,
                                        required=True, key="inside_test_dataset")
     kept = st.session_state.get(TEST_KEY)
     if again.button("Another test image", icon=":material/shuffle:") or kept is None or kept[0] != dataset:
@@ -107,12 +109,12 @@ def _mistake() -> Subject:
     """One of a finished run's stored most confident mistakes, as the Errors page shows them."""
     rows = common.finished(common.dataset_filter())
     if not rows:
-        return Subject("mnist", None, reason="no finished run yet, so no mistakes to look at")
+        return Subject(STUDY[0], None, reason="no finished run yet, so no mistakes to look at")
     summary = common.pick_run(rows)
     images, records = RunStore().require(summary["run_id"]).mistakes()
     if not records:
         return Subject(summary["dataset"], None, reason="this run made no mistakes on the test split")
-    classes = CLASSES[summary["dataset"]]
+    classes = list(get_dataset(summary["dataset"]).classes)
     wanted = st.query_params.get(MISTAKE_PARAM, "0")
     index = int(wanted) if wanted.isdigit() and int(wanted) < len(records) else 0
     index = st.selectbox("Mistake", range(len(records)), index=index, format_func=lambda i: _said(records[i], classes))

@@ -223,3 +223,17 @@ def robustness(rows: Sequence[tuple[str, dict]], corruption: str | None = None, 
     fig.update_yaxes(tickformat=".0%", title_text=f"test accuracy under {under}")
     fig.update_layout(legend={"orientation": "h", "y": -0.25})
     return _compact(fig, height)
+
+
+def attack(rows: Sequence[tuple[str, dict]], method: str, height: int = 380) -> go.Figure:
+    """Accuracy against the attack's size ε (0: the test images as they are), one line per run (label, record)."""
+    fig = go.Figure()
+    for i, (label, r) in enumerate(rows):
+        fig.add_trace(go.Scatter(x=r["eps"], y=r["accuracy"], mode="lines+markers", name=label,
+                                 line={"color": PALETTE[i % len(PALETTE)]},
+                                 hovertemplate="ε %{x}/255: %{y:.2%}<extra>" + label + "</extra>"))
+    sizes = sorted({e for _, r in rows for e in r["eps"]})
+    fig.update_xaxes(title_text="ε, in grey levels (/255; 0: the test images as they are)", tickvals=sizes)
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero", title_text=f"test accuracy under {method}")
+    fig.update_layout(legend={"orientation": "h", "y": -0.25})
+    return _compact(fig, height)

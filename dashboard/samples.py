@@ -52,7 +52,7 @@ def test_images(dataset: str, copy: str, predictions: Predictions, data_dir: str
 def random_test_image(dataset: str, data_dir: str, runs: list[dict]) -> tuple[np.ndarray, str] | None:
     """A test image (28×28 grey or 32×32×3) and a caption naming its true class, or None when there is none."""
     rng = np.random.default_rng()
-    classes = datamod.CLASSES[dataset]
+    classes = list(datamod.get_dataset(dataset).classes)
     found = test_split(dataset, data_dir)
     if not isinstance(found, str) and len(found[0]):
         split = found[0]

@@ -1,5 +1,5 @@
-"""The Train page's "Reproduce the study": the Keras study's five nets queued with the zoo's recipes, and the
-study's table filling in as they train."""
+"""The study's tables: the study page's (its five nets beside the shipped zoo's runs of them) and the Train page's
+"Reproduce the study" (the five queued with the zoo's recipes, the table filling in as they train)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,44 @@ from convnets import zoo
 from convnets.data import find_source
 from convnets.device import available_devices
 from convnets.errors import ConvnetsError
-from convnets.jobs import JobManager
 from convnets.reporting import COPY_LABELS, copy_cost
 from convnets.schema import ACTIVE
 from convnets.store import RunStore
-from dashboard.common import duration
+from dashboard import access
+from dashboard.common import dataset_label, duration
 
 POLL_SECONDS = 2.0
+ZOO_COLUMNS = ["Net", "Study %", "Ours %", "≈ official %", "Δ points", "Params", "Epochs", "Study time", "Our time",
+               "Device"]
 COLUMNS = ["Model", "Study %", "Zoo %", "Ours %", "≈ official %", "Δ points", "Epochs", "Study time",
            "Our time", "Device", "State"]
+
+
+def zoo_table(rows: list[dict]) -> pd.DataFrame:
+    """The study page's table: the study's figure and time beside the shipped zoo's run of each net (blank where
+    the zoo lacks it)."""
+    frame = []
+    for r in rows:
+        ours = r["zoo"] or {}
+        frame.append({
+            "Net": r["title"], "Study %": _points(r["study_accuracy"]), "Ours %": _points(ours.get("test_accuracy")),
+            "≈ official %": _points(ours.get("official_equivalent")), "Δ points": _points(ours.get("difference")),
+            "Params": r["params"], "Epochs": ours.get("epochs"), "Study time": duration(r["study_seconds"]),
+            "Our time": duration(ours.get("train_seconds")), "Device": ours.get("device"),
+        })
+    return pd.DataFrame(frame, columns=ZOO_COLUMNS)
+
+
+def _points(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 2)
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
     """The study's figures beside ours: accuracies in percent, the difference in official-data terms."""
     return pd.DataFrame([{
-        "Model": r["model"], "Study %": round(100 * r["study_accuracy"], 2),
-        "Zoo %": None if r["zoo_accuracy"] is None else round(100 * r["zoo_accuracy"], 2),
-        "Ours %": None if r["test_accuracy"] is None else round(100 * r["test_accuracy"], 2),
-        "≈ official %": None if r["official_equivalent"] is None else round(100 * r["official_equivalent"], 2),
-        "Δ points": None if r["difference"] is None else round(100 * r["difference"], 2),
+        "Model": r["model"], "Study %": _points(r["study_accuracy"]),
+        "Zoo %": _points((r["zoo"] or {}).get("test_accuracy")), "Ours %": _points(r["test_accuracy"]),
+        "≈ official %": _points(r["official_equivalent"]), "Δ points": _points(r["difference"]),
         "Epochs": f"{r['epochs_done']}/{r['epochs']}", "Study time": duration(r["study_seconds"]),
         "Our time": duration(r["train_seconds"]) if r["train_seconds"] else "–", "Device": r["device"] or "–",
         "State": r["state"] or "not queued",
@@ -39,7 +58,7 @@ def section(data_dir: str) -> None:
     """The button that queues the five nets, and their table (live while any of them trains)."""
     source = find_source("cifar10", data_dir)
     st.subheader("Reproduce the study")
-    st.caption("The reference Keras study trained five CIFAR-10 nets for up to 200 epochs each (up to 83 minutes "
+    st.caption("The Keras study trained five CIFAR-10 nets for up to 200 epochs each (up to 83 minutes "
                "a net on its GPU). This queues them with the zoo's pinned recipes (at most 50 epochs) into your own "
                "store, on your device, and fills in the study's table as they train. A seed other than the zoo's "
                "0 makes them new runs; on one H200 the four nets after LeNet took about 6 minutes of training in "
@@ -51,11 +70,10 @@ def section(data_dir: str) -> None:
     if missing:
         st.info(f"CIFAR-10 is not in the data folder {data_dir}: set it in the sidebar to reproduce the study.",
                 icon=":material/info:")
-    if button_column.button("Reproduce the study", icon=":material/replay:", disabled=missing):
-        manager = JobManager()
+    if access.is_trainer() and button_column.button("Reproduce the study", icon=":material/replay:",
+                                                    disabled=missing):
         try:
-            jobs = [manager.submit(c, device=device, data_dir=data_dir)
-                    for c in zoo.study_configs(source.copy, int(seed))]
+            jobs = [access.submit(c, device, data_dir) for c in zoo.study_configs(source.copy, int(seed))]
         except ConvnetsError as e:
             st.error(str(e), icon=":material/error:")
         else:
@@ -74,14 +92,13 @@ def _live_table(data_copy: str, seed: int, polling: bool) -> None:
     if polling != _training(rows):
         st.rerun()
     frame = table(rows)
-    label = COPY_LABELS[data_copy]
     # Eleven columns fit the page only if the short ones stay narrow and short-named (the data copy goes in the
     # caption under the table); the device names are the long ones, and the model names say the family.
     formats = {c: st.column_config.TextColumn(width="small") for c in ("Epochs", "Study time", "Our time", "State")}
     formats |= {
         "Study %": _percent("The study's notebooks, on the official data, at their best epoch"),
-        "Zoo %": _percent(f"The shipped zoo's run of the same recipe (seed 0), on the {label}"),
-        "Ours %": _percent(f"This seed's run, final epoch, on the {label}"),
+        "Zoo %": _percent("The shipped zoo's run of the same recipe (seed 0), final epoch, on its data"),
+        "Ours %": _percent(f"This seed's run, final epoch, on {on_copy(data_copy, rows[0]['dataset'])}"),
         "≈ official %": _percent(),
         "Δ points": _percent("Ours in official-data terms minus the study's figure (its best epoch picked on the "
                              "test set; ours is the final epoch's)", signed=True),
@@ -89,9 +106,18 @@ def _live_table(data_copy: str, seed: int, polling: bool) -> None:
     st.dataframe(frame, hide_index=True, placeholder="–", column_config=formats)
     cost = copy_cost(data_copy)
     flipped = [r["model"] for r in rows if r["tta"]]
-    st.caption(f"Zoo % and Ours %: test accuracy on the **{label}** of CIFAR-10"
-               + (f" ({', '.join(flipped)}: each test image averaged with its mirror)" if flipped else "")
+    dataset = rows[0]["dataset"]
+    zoo_copies = sorted({r["zoo"]["data_copy"] for r in rows if r["zoo"]})
+    where = (f"Zoo % on {', '.join(on_copy(c, dataset) for c in zoo_copies)}, Ours % on {on_copy(data_copy, dataset)}"
+             if zoo_copies and zoo_copies != [data_copy] else f"Zoo % and Ours % on {on_copy(data_copy, dataset)}")
+    st.caption(f"Test accuracy: {where}"
+               + (f"; {' and '.join(flipped)} average each test image with its mirror" if flipped else "")
                + (f"; ≈ official % adds back the copy's measured cost of {100 * cost:.1f} points." if cost else "."))
+
+
+def on_copy(data_copy: str, dataset: str) -> str:
+    """Which test images a figure was measured on, in words: "CIFAR-10's test images (JPEG copy)"."""
+    return f"{dataset_label(dataset)}'s test images ({COPY_LABELS[data_copy]})"
 
 
 def _percent(help: str | None = None, signed: bool = False) -> st.column_config.NumberColumn:

@@ -25,8 +25,9 @@ FLIPS = "Test flips"  # evaluated on each image and its mirror (the recipe's tta
 # The columns read most come first, so that they fit a laptop's screen; the at-chance flag, rarely set and counted
 # above the table when it is, comes after them.
 LEADERBOARD_COLUMNS = ["Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper",
-                       "Reference %", "Δ reference", ECE, CORRUPTED, "Params", "Epochs", FLIPS, AT_CHANCE, "Best %",
+                       "Study %", "Δ study", ECE, CORRUPTED, "Params", "Epochs", FLIPS, AT_CHANCE, "Best %",
                        "Best epoch", "Train s", "img/s", "Device", "Zoo", "Run"]
+PUBLISHED = ("Paper %", "Δ paper", "Study %", "Δ study")  # the published figures and our distance to them
 GROUP_COLUMNS = ["Model", "Dataset", "Data", "Epochs", "Batch", "LR", "Weight decay", "n", "Test acc. %", "± std",
                  ECE, CORRUPTED, "Seeds", "Group"]
 
@@ -71,10 +72,15 @@ def _delta(ours: float | None, theirs: float | None) -> float | None:
     return None if ours is None or theirs is None else round(100 * (ours - theirs), 2)
 
 
+def without_empty_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The frame less those of ``columns`` that hold nothing: a user's folder has no paper or study figures."""
+    return frame.drop(columns=[c for c in columns if c in frame and frame[c].isna().all()])
+
+
 def leaderboard(summaries: list[dict]) -> pd.DataFrame:
     """One row per finished run, accuracies in percent, best first within each dataset.
 
-    The differences to the paper and to the reference notebooks are taken in official-data terms,
+    The differences to the paper and to the study's notebooks are taken in official-data terms,
     because that is the data both were measured on.
     """
     rows = []
@@ -98,8 +104,8 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             AT_CHANCE: bool(s.get("at_chance")),
             "Paper %": _points(paper),
             "Δ paper": _delta(official, paper),
-            "Reference %": _points(reference),
-            "Δ reference": _delta(official, reference),
+            "Study %": _points(reference),
+            "Δ study": _delta(official, reference),
             ECE: _points(s.get("calibration_error")),
             CORRUPTED: _points(s.get("corruption_accuracy")),
             "Best %": _points(s["best_test_accuracy"]),
@@ -193,3 +199,17 @@ def robustness(measured: list[tuple[dict, dict]]) -> pd.DataFrame:
                      **{name: _points(float(np.mean(row))) for name, row in r["accuracy"].items()}, "Run": s["run_id"]})
     frame = pd.DataFrame(rows)
     return frame.sort_values(CORRUPTED, ascending=False, ignore_index=True) if rows else frame
+
+
+def attack(attacked: list[tuple[dict, dict]]) -> pd.DataFrame:
+    """One row per run (summary, attack record): its accuracy at each ε in percent, the most robust at the largest ε
+    first; ε columns are named 'ε N' (N grey levels)."""
+    rows = [{"Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
+             **{f"ε {e}": _points(a) for e, a in zip(r["eps"], r["accuracy"])}, "Run": s["run_id"]}
+            for s, r in attacked]
+    frame = pd.DataFrame(rows)
+    if not rows:
+        return frame
+    sizes = sorted({e for _, r in attacked for e in r["eps"]})
+    frame = frame[["Model", "Data", *(f"ε {e}" for e in sizes), "Run"]]
+    return frame.sort_values(f"ε {sizes[-1]}", ascending=False, ignore_index=True)

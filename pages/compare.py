@@ -6,7 +6,7 @@ import streamlit as st
 
 from convnets.calibration import reliability
 from convnets.compare import cell, compare, only_right
-from convnets.data import CLASSES
+from convnets.datasets import get_dataset
 from convnets.errors import ConvnetsError
 from convnets.reporting import COPY_LABELS, data_label
 from convnets.schema import Predictions
@@ -48,7 +48,7 @@ if not pairs:
 wanted = st.query_params.get(common.RUN_PARAM)
 if len(pairs) > 1:
     preferred = next((d for d, runs in pairs.items() if wanted in {r["run_id"] for r in runs}), next(iter(pairs)))
-    dataset = st.segmented_control("Dataset", list(pairs), format_func=common.DATASET_LABELS.get, default=preferred,
+    dataset = st.segmented_control("Dataset", list(pairs), format_func=common.dataset_label, default=preferred,
                                    required=True, key="compare_dataset")
 else:
     dataset = next(iter(pairs))
@@ -57,8 +57,9 @@ ids = list(by_id)
 left, right = st.columns(2)
 start = ids.index(wanted) if wanted in ids else 0  # a link from another page opens on its run as A
 a = left.selectbox("Run A", ids, index=start, format_func=lambda i: common.run_label(by_id[i]), key="compare_a")
-b = right.selectbox("Run B", ids, index=1 if start == 0 else 0, format_func=lambda i: common.run_label(by_id[i]),
-                    key="compare_b")
+other = st.query_params.get(common.OTHER_RUN_PARAM)  # ...and on its other run as B
+index_b = ids.index(other) if other in ids and other != a else 1 if start == 0 else 0
+b = right.selectbox("Run B", ids, index=index_b, format_func=lambda i: common.run_label(by_id[i]), key="compare_b")
 if a == b:
     st.info("Pick two different runs.", icon=":material/info:")
     st.stop()
@@ -76,7 +77,7 @@ except ConvnetsError as e:
     st.error(str(e), icon=":material/error:")
     st.stop()
 
-classes = CLASSES[dataset]
+classes = list(get_dataset(dataset).classes)
 name_a, name_b = f"A · {run_a['model']}", f"B · {run_b['model']}"
 table = result["table"]
 columns = st.columns(4)
@@ -89,7 +90,7 @@ columns[3].metric("McNemar p", f"{result['mcnemar_p']:.2g}", border=True,
                   "both runs were equally good")
 disagreements = table["only_a"] + table["only_b"]
 verdict = "more than chance would explain" if result["mcnemar_p"] < 0.05 else "within what chance explains"
-data = f"{common.DATASET_LABELS[dataset]} ({data_label(dataset, run_a['data_copy'])})"
+data = f"{common.dataset_label(dataset)} ({data_label(dataset, run_a['data_copy'])})"
 st.caption(f"On the {result['images']:,} test images of {data}, they disagree on {disagreements:,}: A alone is "
            f"right on {table['only_a']:,}, "
            f"B alone on {table['only_b']:,}. If both were equally good, a split at least this uneven would happen "

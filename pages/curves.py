@@ -3,8 +3,9 @@ only in their seed drawn as their mean with a band."""
 
 import streamlit as st
 
+from convnets.snapshots import FILE
 from convnets.store import RunStore
-from dashboard import common, figures, tables
+from dashboard import common, figures, live, tables
 
 AGAINST = {"epoch": "epoch", "wall_seconds": "time"}  # history fields to put on the x axis
 
@@ -42,7 +43,7 @@ for members in (groups.values() if averaged else [[i] for i in chosen]):
         label = common.run_label(by_id[members[0]])
     else:
         first = by_id[members[0]]
-        label = f"{first['model']} · {common.DATASET_LABELS[first['dataset']]} · {first['epochs']} ep · mean of " \
+        label = f"{first['model']} · {common.dataset_label(first['dataset'])} · {first['epochs']} ep · mean of " \
                 f"{len(members)} seeds"
     if x == "wall_seconds":  # a time means little without the device and precision it was taken on
         label += " · " + " / ".join(sorted({by_id[i].get("device") or "device unknown" for i in members}))
@@ -52,3 +53,13 @@ st.caption("Solid: test split; dotted: training split (its running mean over the
            + (" Bands: ± one standard deviation over the seeds." if averaged else "")
            + (" Times compare like with like only on one device in one precision: each curve names its own."
               if x == "wall_seconds" else ""))
+
+st.subheader("Watch it learn")
+watched = [i for i in chosen if (store.require(i).path / FILE).is_file()]
+if not watched:
+    st.caption("None of the chosen runs kept live snapshots: runs trained from now on keep them (the first layer's "
+               "filters, feature maps and answers on eight test images, every few seconds of training).")
+else:
+    replayed = watched[0] if len(watched) == 1 else st.selectbox(
+        "Run to replay", watched, format_func=lambda i: common.run_label(by_id[i]), key="replay_run")
+    live.replay(store.require(replayed), key=f"replay-{replayed}")

@@ -4,7 +4,7 @@ image, and which copy of the data is in use (or, without the data, the shipped s
 import numpy as np
 import streamlit as st
 
-from convnets.data import CLASSES
+from convnets.datasets import dataset_names, get_dataset
 from convnets.imaging import mosaic
 from dashboard import common, figures, samples
 
@@ -23,6 +23,19 @@ def show(dataset: str) -> None:
         st.caption(f"Read from {view.where}.")
     else:
         st.info(f"{view.hint} Until it is there, this page shows {view.where}.", icon=":material/folder_off:")
+    spec = get_dataset(dataset)
+    st.caption(f"{len(spec.classes)} classes, {'greyscale' if spec.channels == 1 else 'RGB'} "
+               f"{spec.size}×{spec.size} · {spec.source}")
+    if spec.own:
+        record = spec.folder
+        split = record["split"]
+        st.caption(f"{record['layout']}: {split['train']:,} training and {split['test']:,} test images"
+                   + (f"; {record['converted']} greyscale images converted to RGB" if record["converted"] else ""))
+        if record["skipped"]:
+            with st.expander(f"Skipped files ({len(record['skipped'])})"):
+                st.dataframe([{"File": f, "Why": why} for f, why in record["skipped"]], hide_index=True)
+    if not len(view.pool):
+        return
 
     title, button = st.columns([4, 1], vertical_alignment="bottom")
     title.subheader("Examples of every class")
@@ -46,6 +59,8 @@ def show(dataset: str) -> None:
 
 st.title("Datasets")
 st.caption("What the models learn from. The data folder is the sidebar's.")
-for tab, dataset in zip(st.tabs([common.DATASET_LABELS[d] for d in CLASSES]), CLASSES):
-    with tab:
-        show(dataset)
+names = dataset_names()
+preferred = common.dataset_filter()
+chosen = st.segmented_control("Dataset", names, format_func=common.dataset_label, required=True,
+                              default=preferred if preferred in names else names[0], key="datasets_dataset")
+show(chosen)

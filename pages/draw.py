@@ -1,9 +1,11 @@
-"""Draw a digit: every finished MNIST model reads the drawing, stroke by stroke."""
+"""Draw a digit: every finished model of a greyscale dataset (MNIST, or any other) reads the drawing, stroke by
+stroke."""
 
 from collections import Counter
 
 import streamlit as st
 
+from convnets.datasets import get_dataset
 from convnets.predict import Prediction, predict, prepare_drawing
 from dashboard import common, explaining
 from dashboard.canvas import st_canvas
@@ -37,7 +39,7 @@ def verdict_text(predictions: list[Prediction]) -> str:
 
 
 @st.fragment
-def drawing_board() -> None:
+def drawing_board(dataset: str) -> None:
     """A fragment, so that each stroke reruns only the canvas and the predictions, not the whole app."""
     pad, seen = st.columns([2, 3], gap="medium")
     with pad:
@@ -51,20 +53,22 @@ def drawing_board() -> None:
             st.button("Undo", icon=":material/undo:", on_click=undo, disabled=not st.session_state["canvas_strokes"])
 
     pixels = canvas.image_data
-    drawing = prepare_drawing(pixels, on_black=True) if pixels is not None else None
-    explaining.hand_over_drawing(pixels)
+    spec = get_dataset(dataset)
+    drawing = prepare_drawing(pixels, on_black=True, side=spec.size) if pixels is not None else None
+    explaining.hand_over_drawing(pixels, dataset)
     with seen:
         if drawing is None or drawing.image is None:
             common.draw_a_digit(drawing.reason if drawing is not None else explaining.NOTHING_YET)
             return
-        runs = common.answering_runs("mnist")
-        predictions = predict([drawing.image], "mnist", run_ids=runs)[0]
+        runs = common.answering_runs(dataset)
+        predictions = predict([drawing.image], dataset, run_ids=runs)[0]
         if not predictions:
-            st.info("Every finished MNIST run ended at chance level: turn them on above to see what they say.",
-                    icon=":material/info:")
+            st.info(f"Every finished {spec.label} run ended at chance level: turn them on above to see what they "
+                    "say.", icon=":material/info:")
             return
         image_column, verdict = st.columns([1, 3], vertical_alignment="center")
-        image_column.image(common.enlarged(drawing.image, INPUT_SCALE), caption="The models' input (28×28)")
+        image_column.image(common.enlarged(drawing.image, INPUT_SCALE),
+                           caption=f"The models' input ({spec.size}×{spec.size})")
         with verdict:
             st.markdown(verdict_text(predictions))
             explaining.link_inside("drawing", "See where each model looks")
@@ -72,8 +76,12 @@ def drawing_board() -> None:
 
 
 st.title("Draw a digit")
-if not common.finished("mnist"):
-    common.empty_state("No finished MNIST model yet. Train one (LeNet-5 takes a minute or two on a CPU), then "
-                       "draw a digit here and watch every model read it.")
+greyscale = common.datasets_to_try(channels=1)
+if not greyscale:
+    common.empty_state("No finished model of greyscale images (MNIST, say) yet. Train one (LeNet-5 takes a minute "
+                       "or two on a CPU), then draw a digit here and watch every model read it.")
     st.stop()
-drawing_board()
+chosen = common.choose_dataset(greyscale, key="draw_dataset")
+if not get_dataset(chosen).digits:
+    st.caption(f"{common.dataset_label(chosen)}'s classes: {', '.join(get_dataset(chosen).classes)}: draw one.")
+drawing_board(chosen)

@@ -23,7 +23,7 @@ if "confusion_matrix" not in evaluation:
     st.stop()
 
 classes = evaluation["classes"]
-data = f"{common.DATASET_LABELS[summary['dataset']]} ({data_label(summary['dataset'], summary['data_copy'])})"
+data = f"{common.dataset_label(summary['dataset'])} ({data_label(summary['dataset'], summary['data_copy'])})"
 st.caption(f"Test accuracy {common.pct(evaluation['test_accuracy'])} on {evaluation['test_images']:,} test images of "
            f"{data}.")
 left, right = st.columns([3, 2])

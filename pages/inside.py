@@ -1,10 +1,13 @@
-"""Inside the net: where every model looks for its answer on one input, side by side, and one model layer by layer."""
+"""Inside the net: where every model looks for its answer on one input, side by side, one model layer by layer, and
+one model's answer when the input is attacked."""
 
 import numpy as np
 import streamlit as st
 
-from convnets.data import CLASSES
-from convnets.explain import METHODS, Explainer, explain, feature_maps, first_filters, layers
+from convnets.attack import METHODS as ATTACKS
+from convnets.attack import perturbation_picture
+from convnets.datasets import get_dataset
+from convnets.explain import METHODS, Explainer, attacked, explain, feature_maps, first_filters, layers
 from convnets.imaging import heat_overlay, mosaic
 from dashboard import common, explaining, tables
 
@@ -65,6 +68,45 @@ def layer_by_layer(models: list[Explainer], image: np.ndarray) -> None:
                          "zero weight, bright what a filter wants light, dark what it wants dark")
 
 
+ATTACK_SIZES = (1, 2, 4, 8, 16, 32)  # grey levels
+
+
+@st.fragment
+def attack_this_image(models: list[Explainer], image: np.ndarray) -> None:
+    """One model's answer and Grad-CAM on the input and on the input attacked to change it: a fragment, so that
+    changing the attack reruns this part alone."""
+    st.subheader("Attack this image")
+    if not st.toggle("Attack this image", key="inside_attack", help="Change every pixel by at most ε grey levels, "
+                     "in the direction that most lowers one model's confidence in its answer"):
+        return
+    by_id = {m.run_id: m for m in models}
+    model, how, size = st.columns([2, 1, 2], vertical_alignment="bottom")
+    run_id = model.selectbox("Model", list(by_id), format_func=lambda i: by_id[i].name, key="inside_attack_model")
+    method = how.segmented_control("Attack", list(ATTACKS), format_func=ATTACKS.get, default="fgsm", required=True,
+                                   key="inside_attack_method")
+    eps = size.select_slider("ε, in grey levels (/255)", ATTACK_SIZES, value=8, key="inside_attack_eps")
+    result = attacked(by_id[run_id], image, method, eps)
+    change, gain = perturbation_picture(image, result.image, eps)
+    before, after = result.before.prediction, result.after.prediction
+    pictures = [(heat_overlay(image, result.before.heatmap, HEAT_SCALE),
+                 f"as it is: {before.class_name} ({before.probability:.0%}) · Grad-CAM"),
+                (common.enlarged(result.image, INPUT_SCALE), f"attacked by {ATTACKS[method]}, ε = {eps}/255"),
+                (common.enlarged(change, INPUT_SCALE),
+                 f"the change, amplified {gain:.0f}×: grey is none, white {eps} levels up, black {eps} down"),
+                (heat_overlay(result.image, result.after.heatmap, HEAT_SCALE),
+                 f"attacked: {after.class_name} ({after.probability:.0%}) · Grad-CAM")]
+    with st.container(key="attacked"):
+        for column, (picture, caption) in zip(st.columns(len(pictures)), pictures):
+            column.image(picture, caption=caption, width=picture.shape[1])  # all four at the same size
+    if result.fooled:
+        st.warning(f"{before.name} now answers {after.class_name} ({after.probability:.0%}) instead of "
+                   f"{before.class_name}: no pixel moved by more than {eps} of 255 grey levels.",
+                   icon=":material/warning:")
+    else:
+        st.success(f"{before.name} still answers {before.class_name} ({after.probability:.0%}, was "
+                   f"{before.probability:.0%}); try a larger ε or PGD.", icon=":material/check:")
+
+
 st.title("Inside the net")
 st.caption("Where each model looks for its answer, and what one model's layers make of the input.")
 subject = explaining.pick_subject()
@@ -73,11 +115,11 @@ if subject.image is None:
     st.stop()
 models = explaining.explainers(subject.dataset)
 if not models:
-    common.empty_state(f"No finished {common.DATASET_LABELS[subject.dataset]} model yet. Train one, then look inside "
+    common.empty_state(f"No finished {common.dataset_label(subject.dataset)} model yet. Train one, then look inside "
                        "it here.")
     st.stop()
 
-classes = CLASSES[subject.dataset]
+classes = list(get_dataset(subject.dataset).classes)
 side = subject.image.shape[0]
 picture, controls = st.columns([1, 3], gap="large")
 picture.image(common.enlarged(subject.image, INPUT_SCALE), caption=f"{subject.caption} · what the models see "
@@ -99,5 +141,6 @@ with st.container(key="heatmaps"):
                          caption=f"{p.name}: {p.class_name} ({p.probability:.0%}) · evidence for {x.target_name}")
 
 st.subheader("Every model's answer")  # as the Draw page shows digits, and the Photo page photos
-common.prediction_cards([x.prediction for x in explained], top=None if subject.dataset == "mnist" else 3)
+common.prediction_cards([x.prediction for x in explained], top=None if get_dataset(subject.dataset).digits else 3)
 layer_by_layer(models, subject.image)
+attack_this_image(models, subject.image)

@@ -1,4 +1,4 @@
-"""Leaderboard: every finished run beside the paper's and the reference notebooks' accuracy."""
+"""Leaderboard: every finished run beside the paper's and the study's notebooks' accuracy."""
 
 import streamlit as st
 
@@ -10,6 +10,8 @@ st.title("Leaderboard")
 dataset = common.dataset_filter()
 rows = [s for s in common.summaries() if dataset in (None, s.get("dataset"))]
 board = tables.leaderboard(rows)
+if dataset is not None and not board.empty:  # one dataset: no paper or study columns where it has no such figures
+    board = tables.without_empty_columns(board, tables.PUBLISHED)
 stragglers = tables.unfinished(rows)
 cost = f"{100 * JPEG_COST:.1f}"
 
@@ -30,9 +32,10 @@ else:
     best = ranked.loc[ranked.groupby("Dataset")[tables.OFFICIAL].idxmax()]
     for column, (_, row) in zip(st.columns(4), best.iterrows()):
         # The model goes in the caption: a card a quarter of the page wide truncates a label past ~20 characters.
-        column.metric(f"Best on {common.DATASET_LABELS[row['Dataset']]}", f"{row['Test acc. %']:.2f}%", border=True,
+        column.metric(f"Best on {common.dataset_label(row['Dataset'])}", f"{row['Test acc. %']:.2f}%", border=True,
                       help=row["Run"])
-        data = f"JPEG copy · ≈ {row[tables.OFFICIAL]:.2f}% official" if row["Data"] == "JPEG copy" else "official data"
+        data = f"JPEG copy · ≈ {row[tables.OFFICIAL]:.2f}% official" if row["Data"] == "JPEG copy" else (
+            "official data" if row["Data"] == "official" else row["Data"])
         column.caption(f"**{row['Model']}** · {data}")
 
     # Narrow columns and a pinned model name: the board has some twenty columns, and the ones read most (ours, the
@@ -49,9 +52,9 @@ else:
         tables.AT_CHANCE: st.column_config.CheckboxColumn(width="small", help="No better than a guess (under 1 / "
                                                           "classes + 2 points): the run learned nothing"),
         "Paper %": number(format="%.2f", width=70),
-        "Reference %": number(format="%.2f", width=92, help="The reference Keras notebooks"),
+        "Study %": number(format="%.2f", width=70, help="The study's Keras notebooks (The study page)"),
         "Δ paper": number(format="%+.2f", width=70, help="≈ official minus paper, in points"),
-        "Δ reference": number(format="%+.2f", width=92, help="≈ official minus reference, in points"),
+        "Δ study": number(format="%+.2f", width=70, help="≈ official minus the study's figure, in points"),
         tables.ECE: number(format="%.2f", width="small", help="Expected calibration error (15 bins): how far "
                            "confidence is from accuracy, on average; 0 is honest"),
         tables.CORRUPTED: number(format="%.2f", width=95, help="Test accuracy under the corruptions, mean over "
@@ -76,7 +79,7 @@ else:
         names = ", ".join(e.model for e in shippable)
         st.caption(f"Not trained yet, neither in the shipped zoo nor in your store: {names}. "
                    f"`python -m convnets zoo --only {shippable[0].model} --data-dir DIR` trains one with the zoo's "
-                   "pinned recipe, in a GPU's minutes or a CPU's hours (README, \"The shipped model zoo\").")
+                   "pinned recipe, in a GPU's minutes or a CPU's hours (docs/results.md).")
     for entry in missing:
         if entry not in shippable:
             st.caption(f"{entry.model} ({entry.dataset}) is too big for the shipped zoo's {SIZE_BUDGET / 2**20:.0f} "
@@ -88,7 +91,7 @@ else:
     by_size, by_time = st.tabs(["Accuracy vs parameters", "Accuracy vs training time"])
     by_size.plotly_chart(figures.accuracy_scatter(board, "Params", True, "parameters (log scale)",
                                                   published=published))
-    by_size.caption("Filled: our runs, by kind of net. Open: the paper's figure (circle) and the reference study's "
+    by_size.caption("Filled: our runs, by kind of net. Open: the paper's figure (circle) and the study's "
                     "(diamond), both on the official data and the study's picked at its best epoch.")
     by_time.plotly_chart(figures.accuracy_scatter(board, "Train s", True, "training time (s, log scale)",
                                                   published=published, by_device=True))

@@ -5,15 +5,16 @@ from collections.abc import Callable
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from convnets.config import AUGMENTATIONS, DATASETS, MAX_SWEEP, OPTIMIZERS, SCHEDULES, RunConfig, sweep
+from convnets.config import AUGMENTATIONS, MAX_SWEEP, OPTIMIZERS, SCHEDULES, RunConfig, sweep
 from convnets.data import check_data_dir
+from convnets.datasets import dataset_names
 from convnets.device import available_devices
 from convnets.errors import ConvnetsError
 from convnets.jobs import Job, JobManager
-from convnets.models import get_model, models_for
+from convnets.models import default_recipe, get_model, models_for
 from convnets.reporting import COPY_LABELS
 from convnets.schema import ACTIVE, STOPPED, State
-from dashboard import common, figures, study, training
+from dashboard import access, common, figures, live, study, training
 
 STATE_COLOURS = {State.QUEUED: "gray", State.RUNNING: "blue", State.FINISHED: "green", State.FAILED: "red",
                  State.CANCELLED: "orange", State.INTERRUPTED: "orange", State.DAMAGED: "red"}
@@ -27,7 +28,7 @@ SWEEP_INPUTS = (("lr", "Learning rates", "e.g. 0.1, 0.05"), ("epochs", "Epoch co
 def launch(config: RunConfig, device: str, data_dir: str) -> None:
     """Submit a job for exactly this configuration, or say where the finished run already is."""
     try:
-        job = JobManager().submit(config, device=device, data_dir=data_dir)
+        job = access.submit(config, device, data_dir)
     except ConvnetsError as e:
         st.error(str(e), icon=":material/error:")
         return
@@ -39,23 +40,23 @@ def launch(config: RunConfig, device: str, data_dir: str) -> None:
             with column:
                 common.link(page, run_id=job.run_id)
     else:
-        st.toast(f"Training {job.config.model} on {common.DATASET_LABELS[job.config.dataset]}: job {job.job_id} is "
+        st.toast(f"Training {job.config.model} on {common.dataset_label(job.config.dataset)}: job {job.job_id} is "
                  f"{job.state}")
 
 
 def launch_all(configs: list[RunConfig], device: str, data_dir: str) -> None:
     """Submit one job per configuration of a sweep; they train one after another in the queue."""
-    manager, trained, failed = JobManager(), 0, []
+    trained, failed = 0, []
     for config in configs:
         try:
-            trained += manager.submit(config, device=device, data_dir=data_dir).state == State.CACHED
+            trained += access.submit(config, device, data_dir).state == State.CACHED
         except ConvnetsError as e:
             failed.append(str(e))
     queued = len(configs) - trained - len(failed)
     st.success(f"Queued {common.plural(queued, 'job')}"
                + (f"; {common.plural(trained, 'configuration')} trained already" if trained else "") + ".",
                icon=":material/playlist_add_check:")
-    for message in failed:
+    for message in dict.fromkeys(failed):  # a full queue refuses the rest of a sweep alike: once is enough
         st.error(message, icon=":material/error:")
 
 
@@ -69,7 +70,7 @@ def job_card(manager: JobManager, job: Job) -> None:
     recipe = job.config.recipe
     with st.container(border=True):
         head, actions = st.columns([3, 2], vertical_alignment="center")
-        head.markdown(f"**{job.config.model}** · {common.DATASET_LABELS[job.config.dataset]} · "
+        head.markdown(f"**{job.config.model}** · {common.dataset_label(job.config.dataset)} · "
                       f"{common.plural(recipe.epochs, 'epoch')} · batch {recipe.batch_size} · lr {recipe.lr:g} &nbsp; "
                       f":{STATE_COLOURS.get(job.state, 'gray')}-badge[{job.state}]")
         head.caption(job.job_id)
@@ -81,6 +82,10 @@ def job_card(manager: JobManager, job: Job) -> None:
             if history:
                 st.plotly_chart(figures.training_curves([(job.config.model, history)], height=260),
                                 key=f"curve-{job.job_id}")
+            shots = live.snapshots_of(run) if run is not None else None
+            if shots is not None:
+                with st.expander("Live view: what the net sees now", expanded=True):
+                    live.show(shots, len(shots) - 1)
         elif job.state == State.FINISHED:
             st.caption(f"Test accuracy {common.pct((run.evaluation() or {}).get('test_accuracy'))}")
         elif job.state == State.FAILED:
@@ -93,15 +98,16 @@ def job_card(manager: JobManager, job: Job) -> None:
 
 
 def job_actions(manager: JobManager, job: Job, bar: DeltaGenerator) -> None:
-    """The buttons that fit the job's state, in the card's button bar."""
+    """The buttons that fit the job's state, in the card's button bar; on a shared dashboard, the trainer's only."""
+    trainer = access.is_trainer()
     if job.state in ACTIVE:
-        if bar.button("Cancel", key=f"cancel-{job.job_id}", icon=":material/stop_circle:"):
+        if trainer and bar.button("Cancel", key=f"cancel-{job.job_id}", icon=":material/stop_circle:"):
             act(lambda: manager.cancel(job.job_id))
         return
-    if job.state in STOPPED and bar.button("Resume", key=f"resume-{job.job_id}",
-                                                                icon=":material/play_circle:"):
-        act(lambda: manager.resume(job.job_id))
-    if bar.button("Remove", key=f"forget-{job.job_id}", icon=":material/delete:",
+    if trainer and job.state in STOPPED and bar.button("Resume", key=f"resume-{job.job_id}",
+                                                       icon=":material/play_circle:"):
+        act(lambda: access.submit(job.config, job.device, job.data_dir))  # continues from the last completed epoch
+    if trainer and bar.button("Remove", key=f"forget-{job.job_id}", icon=":material/delete:",
                   help="Remove from this list; the run stays in the store"):
         act(lambda: manager.forget(job.job_id))
     if job.state == State.FINISHED:
@@ -110,7 +116,8 @@ def job_actions(manager: JobManager, job: Job, bar: DeltaGenerator) -> None:
 
 
 def act(action: Callable[[], object]) -> None:
-    """Run a job action, then redraw the whole page (the job list and whether it polls)."""
+    """Run a job action, then redraw the whole page (the job list and whether it polls). The trainer's right is
+    checked here again, on the server: a crafted widget event from a viewer changes nothing."""
     try:
         action()
     except ConvnetsError as e:
@@ -131,15 +138,37 @@ def jobs_panel(polling: bool) -> None:
         job_card(manager, job)
 
 
+def jobs_section() -> None:
+    """Every job's card, live while one is queued or running: what a viewer of a shared dashboard sees too."""
+    st.subheader("Jobs")
+    st.caption("Jobs run one at a time in the background and keep running when this tab or the server closes.")
+    polling = any(j.state in ACTIVE for j in JobManager().jobs())
+    st.fragment(run_every=POLL_SECONDS if polling else None)(jobs_panel)(polling)
+
+
 st.title("Train")
+if not access.is_trainer():  # a shared dashboard's viewer: what trains, without the controls
+    st.info("This dashboard is shared: training, cancelling and removing jobs and changing the data folder need the "
+            "trainer's sign-in (in the sidebar). Below: what trains now.", icon=":material/lock:")
+    jobs_section()
+    st.stop()
+full = access.quota_problem()
+if full:
+    st.warning(full, icon=":material/hourglass_top:")
 dataset_column, model_column = st.columns([1, 2])
-preferred = common.dataset_filter() or DATASETS[0]
-dataset = dataset_column.segmented_control("Dataset", DATASETS, format_func=common.DATASET_LABELS.get,
-                                           default=preferred, required=True, key="train_dataset")
+choices = [*dataset_names(), training.YOUR_FOLDER]
+preferred = common.dataset_filter() or choices[0]
+dataset = dataset_column.selectbox(
+    "Dataset", choices, index=choices.index(preferred) if preferred in choices else 0, key="train_dataset",
+    format_func=lambda d: "Your folder…" if d == training.YOUR_FOLDER else common.dataset_label(d))
+if dataset == training.YOUR_FOLDER:
+    dataset = training.folder_picker()
+    if dataset is None:
+        st.stop()
 specs = {spec.name: spec for spec in models_for(dataset)}
 model = model_column.selectbox("Model", list(specs), format_func=lambda n: f"{n} — {specs[n].description}")
 spec = get_model(model)
-recipe = spec.recipes[dataset]
+recipe = default_recipe(model, dataset)
 published = [f"{who} {common.pct(accuracy[dataset])}" for who, accuracy in
              (("paper", spec.paper_accuracy), ("reference", spec.reference_accuracy)) if dataset in accuracy]
 st.caption(" · ".join([spec.citation, f"{training.parameter_count(model, dataset):,} parameters", *published]))
@@ -152,10 +181,11 @@ if problem is not None:  # a warning: the page itself works, only training needs
     st.warning(f"No training until this is fixed: {problem}. Set the data folder in the sidebar.",
                icon=":material/folder_off:")
 elif source.kind == "download":
-    st.warning(f"{common.DATASET_LABELS[dataset]} is not in {common.data_dir()} (set the data folder in the "
+    st.warning(f"{common.dataset_label(dataset)} is not in {common.data_dir()} (set the data folder in the "
                "sidebar); the job will download it there.", icon=":material/cloud_download:")
 else:
-    st.caption(f"Data: {COPY_LABELS[source.copy]} {common.DATASET_LABELS[dataset]} from {source.path}")
+    copy = "" if source.copy == "folder" else f"{COPY_LABELS[source.copy]} "  # a folder's label says so already
+    st.caption(f"Data: {copy}{common.dataset_label(dataset)} from {source.path}")
 
 with st.form("train"):
     key = f"{dataset}-{model}"  # a model change brings its own recipe's defaults
@@ -213,8 +243,4 @@ with st.form("train"):
                 launch_all(configs, device, common.data_dir())
 
 study.section(common.data_dir())
-
-st.subheader("Jobs")
-st.caption("Jobs run one at a time in the background and keep running when this tab or the server closes.")
-polling = any(j.state in ACTIVE for j in JobManager().jobs())
-st.fragment(run_every=POLL_SECONDS if polling else None)(jobs_panel)(polling)
+jobs_section()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,11 @@ from PIL import Image
 
 from convnets import data as datamod
 
-CIFAR_CLASSES = datamod.CLASSES["cifar10"]
+# fp32 on every CPU, for the whole session and the servers and jobs it starts: which precision trains faster is
+# measured per machine (tests/test_train.py tests that choice), and the suite must compute alike on every CPU kind.
+os.environ["CONVNETS_BF16"] = "0"
+
+CIFAR_CLASSES = list(datamod.get_dataset("cifar10").classes)
 
 
 def _idx(array: np.ndarray) -> bytes:
@@ -32,8 +37,13 @@ def digit_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return images
 
 
-def write_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0) -> dict[str, str]:
-    """MNIST idx .gz files under root/MNIST/raw; returns their md5s (the test's 'official' checksums)."""
+def write_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0,
+                uninformative: bool = False) -> dict[str, str]:
+    """MNIST idx .gz files under root/MNIST/raw; returns their md5s (the test's 'official' checksums).
+
+    ``uninformative``: every training image is labelled 0 whatever its digit, so a net trained on it can only
+    answer 0, which scores exactly chance (1/10) on the balanced test split on any CPU. Such files are written
+    unpacked, since only the .gz files are checked against the official checksums."""
     rng = np.random.default_rng(seed)
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -41,8 +51,14 @@ def write_mnist(root: Path, n_train: int = 600, n_test: int = 200, seed: int = 0
     for split, n in (("train", n_train), ("test", n_test)):
         labels = np.arange(n) % 10
         rng.shuffle(labels)
-        for stem, array in zip(datamod.MNIST_FILES[split], (digit_images(labels, rng), labels)):
+        images = digit_images(labels, rng)
+        if uninformative and split == "train":
+            labels = np.zeros_like(labels)
+        for stem, array in zip(datamod.MNIST_FILES[split], (images, labels)):
             blob = _idx(array)
+            if uninformative:
+                (raw / stem).write_bytes(gzip.decompress(blob))
+                continue
             (raw / f"{stem}.gz").write_bytes(blob)
             md5[f"{stem}.gz"] = hashlib.md5(blob).hexdigest()
     return md5
@@ -88,7 +104,7 @@ def data_dir(synthetic_root, monkeypatch) -> Path:
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch) -> Path:
-    """Every test gets its own empty store, no zoo, and no downloads."""
+    """Every test gets its own empty store, no zoo and no downloads."""
     home = tmp_path / "home"
     monkeypatch.setenv("CONVNETS_HOME", str(home))
     monkeypatch.setenv("CONVNETS_ZOO", "")

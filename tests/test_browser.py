@@ -31,9 +31,9 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"the browse
 
 SHOTS = ROOT / "artifacts" / "screenshots"
 READY = "[data-testid=stApp][data-test-script-state=notRunning]"
-PAGES = {"leaderboard": "Leaderboard", "curves": "Training curves", "errors": "Errors", "compare": "Compare",
-         "robustness": "Robustness", "draw": "Draw a digit", "photo": "Classify a photo", "inside": "Inside the net",
-         "train": "Train", "datasets": "Datasets"}
+PAGES = {"study": "The study", "leaderboard": "Leaderboard", "curves": "Training curves", "errors": "Errors",
+         "compare": "Compare", "robustness": "Robustness", "draw": "Draw a digit", "photo": "Classify a photo",
+         "inside": "Inside the net", "train": "Train", "datasets": "Datasets"}
 HEAT_MAPS = ".st-key-heatmaps [data-testid=stImage] img"
 RUN_ID = re.compile(r"lenet5-cifar10-[0-9a-f]{10}")
 CANVAS_SIDE = 336  # pages/draw.py: large enough for a finger (it was 280)
@@ -50,7 +50,7 @@ def server(built_store, synthetic_root, tmp_path_factory):  # noqa: F811 - the f
     for packed in (synthetic_root[0] / "MNIST" / "raw").glob("*.gz"):
         (data / "MNIST" / "raw" / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
     env = {**os.environ, "CONVNETS_HOME": str(home), "CONVNETS_ZOO": "", "CONVNETS_OFFLINE": "1",
-           "CONVNETS_DATA": str(data)}
+           "CONVNETS_DATA": str(data), "CONVNETS_SNAPSHOT_SECONDS": "0.3"}
     with open(home / "streamlit.log", "wb") as log, serving(env, log, start_timeout=60) as (_, url):
         yield url, home
 
@@ -372,11 +372,18 @@ def test_comparing_two_runs_shows_their_table_test_and_disagreements(server, pag
     screenshot(page, "compare-only-b")
 
 
+def train_on(page, dataset: str) -> None:
+    """Choose the Train page's dataset (a select box: the registry's datasets and "Your folder…")."""
+    page.get_by_test_id("stMain").get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name=dataset, exact=True).click()
+    page.wait_for_selector(READY)
+
+
 def test_a_job_launched_from_the_train_page_reaches_the_leaderboard(server, page):
     _, home = server
     visit(page, "Train")
     main = page.get_by_test_id("stMain")
-    main.get_by_role("radio", name="CIFAR-10").click()
+    train_on(page, "CIFAR-10")
     main.get_by_text("Data: JPEG copy CIFAR-10").wait_for()  # the rerun for CIFAR-10 has drawn the page...
     page.wait_for_selector(READY)  # ...and finished, so the MNIST form's inputs are gone
     main.get_by_label("Epochs").fill("1")
@@ -397,4 +404,22 @@ def test_a_job_launched_from_the_train_page_reaches_the_leaderboard(server, page
     with page.expect_download() as download:
         page.get_by_role("button", name=re.compile("Download CSV")).click()
     assert run_id in Path(download.value.path()).read_text()
+
+
+def test_a_running_jobs_live_view_changes_as_it_trains(server, page):
+    """The Train page's card of a running job shows its newest snapshot, and the snapshot moves on while it trains."""
+    visit(page, "Train")
+    main = page.get_by_test_id("stMain")
+    train_on(page, "CIFAR-10")
+    main.get_by_label("Epochs").fill("30")
+    main.get_by_label("Batch size").fill("50")
+    main.locator("[data-testid=stFormSubmitButton] button").click()
+    moment = main.get_by_text(re.compile(r"^Step [0-9,]+ · epoch")).first
+    moment.wait_for(timeout=120_000)
+    first = moment.inner_text()
+    page.wait_for_function("first => [...document.querySelectorAll('[data-testid=stMain] "
+                           "[data-testid=stCaptionContainer]')].some(e => e.innerText.startsWith('Step ') "
+                           "&& e.innerText !== first)", arg=first, timeout=120_000)
+    screenshot(page, "train-live-view")
+    main.get_by_text("finished", exact=True).first.wait_for(timeout=300_000)
 

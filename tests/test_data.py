@@ -13,6 +13,8 @@ from convnets import config
 from convnets import data as datamod
 from convnets.errors import ConvnetsError
 
+CIFAR_CLASSES = list(datamod.get_dataset("cifar10").classes)
+
 
 def test_mnist_idx_loads_and_is_cached(data_dir, monkeypatch):
     ds = datamod.load("mnist", data_dir)
@@ -68,7 +70,7 @@ def test_cifar_folder_and_pack_agree(data_dir, tmp_path):
         blobs = [f.read_bytes() for f in files]
         pack[f"{split}_jpeg"] = np.frombuffer(b"".join(blobs), np.uint8)
         pack[f"{split}_off"] = np.cumsum([0] + [len(b) for b in blobs])
-        pack[f"{split}_y"] = np.array([datamod.CLASSES["cifar10"].index(f.parent.name) for f in files], np.uint8)
+        pack[f"{split}_y"] = np.array([CIFAR_CLASSES.index(f.parent.name) for f in files], np.uint8)
     np.savez(tmp_path / datamod.JPEG_PACK, **pack)
     packed = datamod.load("cifar10", tmp_path)
     assert torch.equal(packed.train.images, folder.train.images)

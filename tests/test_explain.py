@@ -16,13 +16,16 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from convnets.cli import main
+from convnets.datasets import get_dataset
 from convnets.errors import ConvnetsError
 from convnets.explain import Explainer, explain, feature_maps, first_filters, layers
 from convnets.imaging import heat_overlay, mosaic
-from convnets.models import IMAGES, REGISTRY, get_model
+from convnets.models import REGISTRY, get_model, image_of
 from convnets.models.classifier import Normalize
 from convnets.predict import as_batch
 from convnets.store import ZOO_DIR, RunStore
+
+IMAGES = {name: image_of(get_dataset(name)) for name in ("mnist", "cifar10")}
 
 CASES = [(name, dataset) for name, spec in REGISTRY.items() for dataset in spec.datasets]
 BIG = {"wrn28_10"}  # 36 M parameters: integrated gradients' 32 passes over it take too long for a unit test

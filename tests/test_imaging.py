@@ -25,6 +25,7 @@ from convnets.imaging import (
     prepare_drawing,
     prepare_upload,
     to_display,
+    upload_extensions,
 )
 
 SIDE = 280
@@ -388,8 +389,8 @@ def png(width: int, height: int) -> bytes:
     ("data", "message"),
     [
         (b"", "the file is empty"),
-        (random.Random(0).randbytes(5000), "not an image Pillow can read"),
-        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not an image Pillow can read"),
+        (random.Random(0).randbytes(5000), "not a PNG, JPEG, WebP, GIF, BMP or TIFF image"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not a PNG, JPEG, WebP, GIF, BMP or TIFF image"),
         (noise_image("PNG")[: len(noise_image("PNG")) // 2], "the image file is truncated or corrupt"),
         (noise_image("JPEG")[: len(noise_image("JPEG")) // 2], "the image file is truncated or corrupt"),
         (png(60_000, 60_000), "the image is too large: over the limit of 40 megapixels"),
@@ -403,6 +404,15 @@ def test_bad_uploads_raise_one_clear_line(data: bytes, message: str) -> None:
         prepare_upload(data)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert time.perf_counter() - start < 1  # headers are checked before anything is decoded
+
+
+def test_a_text_file_named_png_is_refused_in_a_users_words_and_the_uploader_takes_every_format_read() -> None:
+    with pytest.raises(ConvnetsError) as caught:
+        prepare_upload(b"a shopping list, renamed list.png\n" * 20)
+    assert "Pillow" not in str(caught.value) and "whatever its name says" in str(caught.value)
+    # The uploader's extensions are those of the formats read: TIFF (read above) included, nothing else
+    assert {"png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff"} <= set(upload_extensions())
+    assert not {"eps", "pdf", "ico", "psd"} & set(upload_extensions())
 
 
 def test_pillow_bomb_limit_applies_under_a_higher_limit() -> None:

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from test_pages import _png, open_page, store, texts  # noqa: F401 - store is a fixture
 from ui_helpers import built_store  # noqa: F401 - a fixture, which store needs
 
-from convnets.data import CLASSES
+from convnets.datasets import get_dataset
 from convnets.explain import Explainer
 from convnets.store import ZOO_DIR, RunStore
 from dashboard import explaining
@@ -71,7 +71,7 @@ def test_every_zoo_model_shows_where_it_looks_on_a_test_image(zoo):
     assert not at.exception
     cifar = zoo.finished("cifar10")
     assert len(heat_maps(at)) == len(cifar) >= 5
-    assert {caption.rsplit(" ", 1)[1] for caption in heat_maps(at)} <= set(CLASSES["cifar10"])
+    assert {caption.rsplit(" ", 1)[1] for caption in heat_maps(at)} <= set(list(get_dataset("cifar10").classes))
 
 
 def test_the_models_load_once_per_server_process_not_on_every_rerun(zoo, monkeypatch):
@@ -105,7 +105,7 @@ def test_one_model_layer_by_layer(zoo):
 
 
 def test_the_drawing_left_by_the_draw_page_is_looked_into(zoo):
-    at = open_page("inside", **{DRAWING_KEY: canvas(seven)})  # from the sidebar: the digit drawn comes first
+    at = open_page("inside", **{DRAWING_KEY: (canvas(seven), "mnist")})  # from the sidebar: the digit drawn comes first
     assert at.segmented_control(key="inside_source").value == "drawing"
     assert at.image[0].captions[0].startswith("your drawing")
     maps = heat_maps(at)
@@ -119,11 +119,11 @@ def test_an_empty_drawing_gets_the_draw_pages_answer_not_a_map(zoo):
     assert "nothing drawn yet" in at.info[0].value and "Draw a digit" in [link.value for link in at.page_link]
     assert "heatmaps" not in [c.key for c in at.container]
 
-    at.session_state[DRAWING_KEY] = canvas(lambda pixels: None)  # a cleared canvas
+    at.session_state[DRAWING_KEY] = (canvas(lambda pixels: None), "mnist")  # a cleared canvas
     at.run()
     assert at.info[0].value.startswith("Draw one digit") and "(nothing drawn)" in at.info[0].value
     assert "heatmaps" not in [c.key for c in at.container]
-    assert open_page("inside", **{DRAWING_KEY: canvas(lambda pixels: None)}).segmented_control(
+    assert open_page("inside", **{DRAWING_KEY: (canvas(lambda pixels: None), "mnist")}).segmented_control(
         key="inside_source").value == "test"  # from the sidebar, an empty canvas gives way to a test image
 
 
@@ -143,7 +143,7 @@ def test_the_errors_gallery_links_inside_the_net_with_a_mistake(store):  # noqa:
     [pick] = [s for s in at.selectbox if s.label == "Look inside the net on mistake"]
     pick.set_value(2).run()
     at = follow(at, "Where each model looks")
-    classes, record = CLASSES["cifar10"], records[2]
+    classes, record = list(get_dataset("cifar10").classes), records[2]
     said = f"a {classes[record['true']]}, taken for a {classes[record['predicted']]} ({record['confidence']:.0%})"
     assert at.image[0].captions[0].startswith(f"mistake 3 of lenet5: {said}")
     assert heat_maps(at) and all(caption.startswith("lenet5 · ") for caption in heat_maps(at))
@@ -152,21 +152,29 @@ def test_the_errors_gallery_links_inside_the_net_with_a_mistake(store):  # noqa:
 # --- Datasets -------------------------------------------------------------------------------------------------
 
 
+def show_dataset(at, name: str):
+    return at.button_group(key="datasets_dataset").set_value(name).run()
+
+
 def test_datasets_without_data_show_the_shipped_sample_and_where_the_data_goes(tmp_path):
     at = open_page("datasets", data_dir=str(tmp_path / "nothing"))
-    assert len(at.info) == 2 and all(str(tmp_path / "nothing") in i.value for i in at.info)
-    assert "MNIST/raw" in at.info[0].value and "cifar10-jpeg" in at.info[1].value
-    assert "shipped with the code" in at.info[0].value
-    assert texts(at).count("test: 100 images") == 2
-    means = [image for image in at.image if len(image.captions) == 10]
-    assert [m.captions for m in means] == [CLASSES["mnist"], CLASSES["cifar10"]]
+    assert at.button_group(key="datasets_dataset").value == "mnist"
+    for name, expected in (("mnist", "MNIST/raw"), ("cifar10", "cifar10-jpeg")):
+        at = show_dataset(at, name)
+        assert len(at.info) == 1 and str(tmp_path / "nothing") in at.info[0].value and expected in at.info[0].value
+        assert "shipped with the code" in at.info[0].value and "test: 100 images" in texts(at)
+        means = [image for image in at.image if len(image.captions) == 10]
+        assert [m.captions for m in means] == [list(get_dataset(name).classes)]
+    at = show_dataset(at, "svhn")  # no sample of it ships: it says where its files go, and shows no images
+    assert "train_32x32.mat" in at.info[0].value and not at.image and not at.exception
 
 
 def test_datasets_with_data_count_every_split_and_draw_new_examples(data_dir):
     at = open_page("datasets", data_dir=str(data_dir))
     assert not at.info
-    assert "train: 600 images · test: 200 images" in texts(at) and "train: 400 images · test: 100 images" in texts(at)
-    assert "the official files in" in texts(at) and "JPEG copy" in texts(at)
+    assert "train: 600 images · test: 200 images" in texts(at) and "the official files in" in texts(at)
     rows = [image.value[0] for image in at.image if not image.captions[0]][:10]  # MNIST's rows of examples
     at.button(key="new_mnist").click().run()
     assert [image.value[0] for image in at.image if not image.captions[0]][:10] != rows
+    at = show_dataset(at, "cifar10")
+    assert "train: 400 images · test: 100 images" in texts(at) and "JPEG copy" in texts(at)

@@ -24,7 +24,7 @@ def test_an_overview_of_the_data_folder_counts_averages_and_draws_every_class(da
     np.testing.assert_allclose(view.means[3], cat, rtol=1e-5)
 
     examples = view.examples(5, seed=1)
-    channels, side, _ = datamod.SHAPES[dataset]
+    channels, side, _ = datamod.get_dataset(dataset).shape
     assert examples.shape == (10, 5, side, side, channels) and examples.dtype == np.uint8
     train = data.train.images.permute(0, 2, 3, 1).numpy()
     for label, row in enumerate(examples):  # each example is a training image of its row's class
@@ -59,7 +59,7 @@ def test_the_shipped_sample_is_small_and_holds_every_class_of_both_datasets():
     for dataset, copy in (("mnist", "official"), ("cifar10", "jpeg")):
         sample, shipped_copy = read_sample(dataset)
         assert shipped_copy == copy
-        assert tuple(sample.images.shape) == (10 * SAMPLE_PER_CLASS, *datamod.SHAPES[dataset])
+        assert tuple(sample.images.shape) == (10 * SAMPLE_PER_CLASS, *datamod.get_dataset(dataset).shape)
         assert torch.bincount(sample.labels, minlength=10).tolist() == [SAMPLE_PER_CLASS] * 10
         assert sample.images.float().std() > 20  # real pictures, not blank ones
 

@@ -75,8 +75,8 @@ def test_an_empty_store_says_what_to_do_and_links_to_train(page):
 
 def test_the_train_page_works_on_an_empty_store():
     at = open_page("train")
-    assert [b.label for b in at.button_group if b.key == "train_dataset"]
-    assert at.selectbox[0].value == "lenet5"
+    assert at.selectbox(key="train_dataset").options[-1] == "Your folder…"
+    assert at.selectbox[1].value == "lenet5"
     assert at.number_input[0].value == get_model("lenet5").recipes["mnist"].epochs  # the recipe's default
     assert "No jobs yet." in texts(at)
 
@@ -97,6 +97,10 @@ def test_leaderboard_shows_every_finished_run_beside_the_published_figures(store
     row = board[board["Run"] == mnist["run_id"]].iloc[0]
     assert row["Paper %"] == pytest.approx(99.05)
     assert row["Δ paper"] == pytest.approx(100 * mnist["test_accuracy"] - 99.05, abs=0.01)
+    study = summary_of(store, "ref_lenet_mnist", "mnist")  # the study's figures are named for it, not "reference"
+    row = board[board["Run"] == study["run_id"]].iloc[0]
+    assert row["Study %"] == pytest.approx(98.6) and not any("eference" in c for c in board.columns)
+    assert row["Δ study"] == pytest.approx(100 * study["test_accuracy"] - 98.6, abs=0.01)
     cards = {m.label: m.value for m in at.metric}
     assert cards["Best on CIFAR-10"] == f"{cifar['test_accuracy']:.2%}"
     assert f"**lenet5** · JPEG copy · ≈ {100 * cifar['test_accuracy'] + 3.3:.2f}% official" in texts(at)
@@ -252,10 +256,10 @@ def test_train_page_finds_a_finished_configuration_instead_of_retraining(store, 
 
 def fill_cifar_form(at: AppTest, epochs: int, batch_size: int) -> None:
     """The Train form for LeNet-5 on the synthetic CIFAR-10 folder, on the CPU, with these epochs and batch size."""
-    at.button_group(key="train_dataset").set_value("cifar10").run()
+    at.selectbox(key="train_dataset").set_value("cifar10").run()
     at.number_input[0].set_value(epochs)
     at.number_input[1].set_value(batch_size)
-    at.selectbox[1].set_value("cpu")
+    at.selectbox[2].set_value("cpu")
 
 
 def submit_cifar_job(at: AppTest, epochs: int, batch_size: int) -> str:
@@ -362,7 +366,7 @@ def test_a_malformed_job_file_is_a_clear_error_on_the_train_page(home):
 def test_a_job_that_cannot_start_is_an_error_on_the_page_never_an_exit(data_dir, monkeypatch):
     """What used to reach a CLI parser inside Streamlit (and could raise SystemExit) is checked as a RunConfig."""
     at = open_page("train", data_dir=str(data_dir))
-    at.button_group(key="train_dataset").set_value("cifar10").run()
+    at.selectbox(key="train_dataset").set_value("cifar10").run()
     at.number_input(key="ls-cifar10-lenet5").set_value(0.5)
     at.number_input(key="wd-cifar10-lenet5").set_value(0.5)  # out of range: at most 0.1
     at.button[0].click().run()
@@ -390,7 +394,7 @@ def test_reproduce_the_study_queues_the_five_nets_on_the_chosen_seed(data_dir, m
     assert list(study["Study %"]) == [79.8, 88.1, 90.3, 91.0, 92.2]
     [note] = [c.value for c in at.caption if "Zoo % and Ours %" in c.value]
     # The two study nets whose pinned recipes average each test image with its mirror.
-    assert "JPEG copy" in note and "(ref_allcnn, ref_wrn14_2: each test image averaged with its mirror)" in note
+    assert "JPEG copy" in note and "; ref_allcnn and ref_wrn14_2 average each test image with its mirror" in note
 
 
 # --- runs of one model, runs at chance level ---------------------------------------------------------
@@ -472,7 +476,7 @@ def test_a_relative_data_folder_is_taken_from_the_home_folder(data_dir, tmp_path
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "datasets").symlink_to(data_dir)
     at = open_page("train", data_dir="datasets")
-    at.button_group(key="train_dataset").set_value("cifar10").run()
+    at.selectbox(key="train_dataset").set_value("cifar10").run()
     assert f"= {tmp_path / 'datasets'}" in texts(at)  # the sidebar says what the path stands for
     assert f"Data: JPEG copy CIFAR-10 from {tmp_path / 'datasets' / 'cifar10-jpeg'}" in texts(at)
     assert "relative path is taken from your home folder" in at.text_input(key="data_dir").help
@@ -553,7 +557,7 @@ def test_compare_page_galleries_show_the_test_images_with_both_answers(store, da
     galleries = [image.captions for image in at.image]
     only_a, only_b = galleries[0], galleries[1]
     assert len(only_a) == 7 and len(only_b) == 5
-    labels = datamod.CLASSES["mnist"]
+    labels = list(datamod.get_dataset("mnist").classes)
     true, wrong = labels[pa.labels[0]], labels[(pa.labels[0] + 1) % 10]
     # B's most confident mistake first, with A's own confidence
     assert only_a[0] == f"{true} · A: {true} {float(pa.confidence[0]):.0%} · B: {wrong} 90%"
@@ -593,7 +597,7 @@ def test_errors_page_shows_the_images_of_a_chosen_cell_and_the_calibration(store
     at.selectbox(key="cell_true").set_value(true)
     at.selectbox(key="cell_predicted").set_value(predicted).run()
     count = int(((predictions.labels == true) & (predictions.predicted == predicted)).sum())
-    classes = datamod.CLASSES["cifar10"]
+    classes = list(datamod.get_dataset("cifar10").classes)
     assert f"{count} test images of class {classes[true]} predicted as {classes[predicted]}" in texts(at)
     cell_gallery = at.image[0].captions
     assert len(cell_gallery) == count and cell_gallery[0].startswith("#")

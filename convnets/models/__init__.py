@@ -14,17 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from types import ModuleType
 
+import torch
 from torch import nn
 
-from ..config import DATASETS, Recipe
+from .. import datasets
+from ..config import MIRRORED, Recipe
+from ..datasets import BUILTIN, DatasetSpec, get_dataset
 from ..errors import ConvnetsError
 from . import allcnn, lenet, resnet, resnet9, vgg, wideresnet
 from .layers import Image
 
-IMAGES = {"mnist": Image(channels=1, size=28), "cifar10": Image(channels=3, size=32)}
 STUDY = "Keras variant of the reference study (github.com/ArthMx/ConvNet)"
 
 
@@ -35,7 +37,7 @@ class ModelSpec:
     name: str
     family: str  # LeNet | VGG | All-CNN | ResNet | WideResNet
     kind: str  # paper (paper-faithful) | reference (the Keras study's own nets) | modern
-    datasets: tuple[str, ...]
+    datasets: tuple[str, ...]  # the study datasets it has recipes of its own for; it builds for any that fits
     citation: str
     paper_accuracy: dict[str, float]  # dataset -> test accuracy the paper reports
     reference_accuracy: dict[str, float]  # dataset -> test accuracy the Keras study reports
@@ -45,11 +47,19 @@ class ModelSpec:
     builder: Callable[[Image], nn.Module] = field(repr=False)
 
     def build(self, dataset: str) -> nn.Module:
-        """A freshly initialised model mapping normalised NxCxHxW images of `dataset` to Nx10 logits."""
-        if dataset not in self.datasets:
-            choices = ", ".join(self.datasets)
-            raise ConvnetsError(f"model '{self.name}' is not defined for '{dataset}'; it takes: {choices}")
-        return self.builder(IMAGES[dataset])
+        """A freshly initialised model mapping normalised NxCxHxW images of `dataset` to one logit per class."""
+        problem = self.cannot_take(dataset)
+        if problem:
+            raise ConvnetsError(problem)
+        return self.builder(image_of(get_dataset(dataset)))
+
+    def cannot_take(self, dataset: str) -> str | None:
+        """Why this network cannot be built for the dataset's images (a size its layers do not fit), or None."""
+        spec = get_dataset(dataset)
+        if _fails(self.name, image_of(spec)):
+            return (f"{self.name} cannot take {spec.label}'s {spec.size}×{spec.size} images (its layers do not fit "
+                    "that size); choose another model or image size")
+        return None
 
     def num_params(self, dataset: str) -> int:
         """Trainable parameters (BN running statistics are buffers and do not count)."""
@@ -93,7 +103,7 @@ def _spec(
 ) -> ModelSpec:
     if citation is None:
         citation = family_module.CITATION if kind == "paper" else f"{family_module.CITATION}; {STUDY}"
-    datasets = tuple(d for d in DATASETS if d in recipes)
+    datasets = tuple(d for d in BUILTIN if d in recipes)
     family = family_module.FAMILY
     return ModelSpec(
         name, family, kind, datasets, citation, paper or {}, reference or {}, recipes, description, cam_layer, builder
@@ -162,16 +172,50 @@ def get_model(name: str) -> ModelSpec:
         raise ConvnetsError(f"unknown model '{name}'; choose from: {', '.join(REGISTRY)}") from None
 
 
+def image_of(spec: DatasetSpec) -> Image:
+    return Image(spec.channels, spec.size, len(spec.classes))
+
+
+@cache
+def _fails(model: str, image: Image) -> bool:
+    """Whether the network cannot run on one image of that shape (built and tried once per process)."""
+    try:
+        net = REGISTRY[model].builder(image).eval()
+        with torch.no_grad():
+            net(torch.zeros(1, image.channels, image.size, image.size))
+    except (RuntimeError, ValueError):
+        return True
+    return False
+
+
 def default_recipe(model: str, dataset: str) -> Recipe:
-    """The registry's recipe for training `model` on `dataset`, or a ConvnetsError when it does not apply."""
-    spec = get_model(model)
-    if dataset not in spec.datasets:
+    """The registry's recipe for training `model` on `dataset`, or a ConvnetsError when it does not apply.
+
+    On the study's datasets a model trains with its own recipes and only on those it has one for (the study's
+    table). On any other dataset it borrows its recipe for the study dataset the other resembles (``recipe_like``;
+    else its only one), with translations instead of mirroring for digits, which must not be mirrored."""
+    spec, data = get_model(model), get_dataset(dataset)
+    if dataset in spec.recipes:
+        return spec.recipes[dataset]
+    if dataset in datasets.STUDY:
         raise ConvnetsError(f"{model} applies to {', '.join(spec.datasets)}, not {dataset}")
-    return spec.recipes[dataset]
+    problem = spec.cannot_take(dataset)
+    if problem:
+        raise ConvnetsError(problem)
+    recipe = spec.recipes.get(data.recipe_like) or next(iter(spec.recipes.values()))
+    if data.digits and recipe.augment in MIRRORED:
+        recipe = recipe.replace(augment="shift", tta=False)
+    return recipe
 
 
 def models_for(dataset: str) -> list[ModelSpec]:
-    """The specs that apply to `dataset`, in registry order."""
-    if dataset not in DATASETS:
-        raise ConvnetsError(f"unknown dataset '{dataset}'; choose from: {', '.join(DATASETS)}")
-    return [spec for spec in REGISTRY.values() if dataset in spec.datasets]
+    """The specs that train on `dataset`, in registry order."""
+    get_dataset(dataset)
+    out = []
+    for spec in REGISTRY.values():
+        try:
+            default_recipe(spec.name, dataset)
+        except ConvnetsError:
+            continue
+        out.append(spec)
+    return out

@@ -38,7 +38,7 @@ def allcnn(image: Image) -> nn.Module:
             nn.Dropout(0.5),
             *conv_relu(192, 192, padding=0),
             *conv_relu(192, 192, kernel=1),
-            nn.Conv2d(192, 10, 1),
+            nn.Conv2d(192, image.classes, 1),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
@@ -50,5 +50,5 @@ def ref_allcnn(image: Image) -> nn.Module:
     pool (Keras `AvgPool2D(4)` on the 4x4 map), dropout .5, fc10."""
     widths = ((image.channels, 64), (64, 128), (128, 256))
     s1, s2, s3 = ([*conv_relu(c_in, w), *conv_relu(w, w, stride=2)] for c_in, w in widths)
-    head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(256, 10)]
+    head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(256, image.classes)]
     return keras_init(nn.Sequential(*s1, nn.Dropout(0.25), *s2, nn.Dropout(0.25), *s3, *head))

@@ -9,10 +9,11 @@ from torch import nn
 
 
 class Image(NamedTuple):
-    """What a model is built for: input channels and the (square) side in pixels."""
+    """What a model is built for: input channels, the (square) side in pixels, and the classes it tells apart."""
 
     channels: int
     size: int
+    classes: int = 10
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, *, bias: bool = False) -> nn.Sequential:
@@ -39,7 +40,8 @@ def keras_plain_net(image: Image, trunk_dropout: float, hidden: int) -> nn.Seque
     """`keras_trunk`, fc`hidden` + ReLU, dropout .5, fc10: the study's CIFAR 'LeNet-5' and MNIST VGG."""
     side = image.size // 4
     head = [nn.Flatten(), nn.Linear(64 * side * side, hidden), nn.ReLU(inplace=True), nn.Dropout(0.5)]
-    return keras_init(nn.Sequential(*keras_trunk(image.channels, trunk_dropout), *head, nn.Linear(hidden, 10)))
+    head.append(nn.Linear(hidden, image.classes))
+    return keras_init(nn.Sequential(*keras_trunk(image.channels, trunk_dropout), *head))
 
 
 def stage_plan(c_stem: int, widths: Sequence[int], units: int) -> Iterator[tuple[int, int, int]]:

@@ -38,13 +38,13 @@ def _lenet(image: Image, c1_padding: int, conv_act: type[nn.Module], pool: type[
         nn.Tanh(),
         nn.Linear(120, 84),
         nn.Tanh(),
-        nn.Linear(84, 10),
+        nn.Linear(84, image.classes),
     )
 
 
 def lenet5(image: Image) -> nn.Module:
     """LeNet-5 of Fig. 2, C1 padded so that its maps are 28x28 whatever the input; PyTorch's default init."""
-    return _lenet(image, (32 - image.size) // 2, nn.Tanh, nn.AvgPool2d)
+    return _lenet(image, max(0, (32 - image.size) // 2), nn.Tanh, nn.AvgPool2d)
 
 
 def ref_lenet_mnist(image: Image) -> nn.Module:

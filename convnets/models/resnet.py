@@ -86,7 +86,7 @@ def residual_net(
     layers += [nn.Dropout(dropout)] if dropout else []
     plan = stage_plan(widths[0], widths, units)
     layers += [ResidualUnit(c_in, c_out, stride, shortcut, dropout, post_bn) for c_in, c_out, stride in plan]
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], 10))
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], image.classes))
 
 
 def resnet(depth: int, image: Image) -> nn.Module:

@@ -92,6 +92,6 @@ def resnet9(image: Image) -> nn.Sequential:
         nn.Sequential(conv_bn_relu(256, 512), nn.MaxPool2d(2), Residual(512)),
         nn.AdaptiveMaxPool2d(1),
         nn.Flatten(),
-        nn.Linear(512, 10, bias=False),
+        nn.Linear(512, image.classes, bias=False),
         Scale(LOGIT_SCALE),
     )

@@ -33,7 +33,7 @@ def vgg16(image: Image) -> nn.Module:
         else:
             layers += [conv_bn(c_in, v, bias=True), nn.ReLU(inplace=True)]
             c_in = v
-    return he_init(nn.Sequential(*layers, nn.Flatten(), nn.Linear(512, 10)))  # 32x32 in, 1x1 out
+    return he_init(nn.Sequential(*layers, nn.Flatten(), nn.Linear(512, image.classes)))  # 32x32 in, 1x1 out
 
 
 def ref_vgg(image: Image) -> nn.Module:
@@ -50,7 +50,7 @@ def ref_vgg(image: Image) -> nn.Module:
             nn.Linear(128, 128),
             nn.ReLU(inplace=True),
             nn.Dropout(0.25),
-            nn.Linear(128, 10),
+            nn.Linear(128, image.classes),
         )
     )
 

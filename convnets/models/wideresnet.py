@@ -56,7 +56,8 @@ def wide_resnet(depth: int, k: int, image: Image, dropout: float = 0.0) -> nn.Mo
     plan = stage_plan(16, (16 * k, 32 * k, 64 * k), (depth - 4) // 6)
     blocks = [WideBlock(c_in, c_out, stride, dropout) for c_in, c_out, stride in plan]
     c = 64 * k
-    head = [nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10)]
+    head = [nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(c, image.classes)]
     return he_init(nn.Sequential(_conv3(image.channels, 16), *blocks, *head))
 
 
