@@ -1,5 +1,5 @@
 """``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, compare, measure
-robustness, attack, predict, explain.
+robustness, attack, predict, explain, export a run, write an offline report.
 
 A contract other tools rely on: with ``--json`` the last line of stdout is one JSON document; bad input
 prints one ``error: ...`` line on stderr and exits with status 2.
@@ -114,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--write-sample", type=Path, metavar="FILE",
                     help="write the repository's sample (10 test images per class of each dataset) from the data")
     _common(ds, device=False, data=True)
+
+    xp = sub.add_parser("export", help="a finished run as a folder to take elsewhere: fp32 weights for PyTorch or an "
+                        "ONNX model for onnxruntime, with its classes, a model card and a loading snippet")
+    xp.add_argument("run_id")
+    xp.add_argument("--format", required=True, choices=("safetensors", "onnx"), dest="fmt")
+    xp.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder to write (created)")
+    _common(xp, device=False, data=True)
+
+    rp = sub.add_parser("report", help="the leaderboard, curves, confusion matrices, a comparison, calibration and "
+                        "robustness as one self-contained HTML file, to open without network or server")
+    rp.add_argument("--dataset", help=DATASET_HELP)
+    rp.add_argument("--runs", nargs="+", metavar="RUN_ID", help="only these runs (default: every finished run); the "
+                    "first two of a dataset are the ones compared")
+    rp.add_argument("--out", required=True, type=Path, metavar="FILE")
+    _common(rp, device=False, data=True)
 
     z = sub.add_parser("zoo", help="train (or reuse) the shipped zoo's entries and write its results table")
     z.add_argument("--only", nargs="+", metavar="NAME", help="model or model/dataset names")
@@ -514,6 +529,35 @@ def cmd_zoo(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_run
+    from .store import RunStore
+
+    result = export_run(RunStore().require(args.run_id), args.fmt, args.out, args.data_dir)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"wrote {result['folder']}: {', '.join(result['files'])}; {result['agreement']:.2%} class agreement "
+              f"with the run on {result['images']:,} images ({result['source']}), probabilities within "
+              f"{result['max_difference']:.1e}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    try:  # the report draws with the dashboard's figures: plotly and pandas (the one command that needs them)
+        from dashboard.report import write_report
+    except ImportError as e:
+        raise ConvnetsError(f"the report needs the dashboard's libraries ({e.name} is missing): "
+                            "pip install -r requirements.txt") from None
+    result = write_report(args.out, dataset=args.dataset, run_ids=args.runs, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"wrote {result['path']} ({result['bytes'] / 2**20:.1f} MiB, {result['runs']} runs, "
+              f"{result['charts']} charts)")
+    return 0
+
+
 def _print_table(rows: list[tuple]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -557,4 +601,5 @@ def cmd_hash_password(args) -> int:
 
 COMMANDS = {"models": cmd_models, "train": cmd_train, "runs": cmd_runs, "eval": cmd_eval, "compare": cmd_compare,
             "robustness": cmd_robustness, "attack": cmd_attack, "predict": cmd_predict, "explain": cmd_explain,
-            "datasets": cmd_datasets, "zoo": cmd_zoo, "hash-password": cmd_hash_password}
+            "datasets": cmd_datasets, "zoo": cmd_zoo, "hash-password": cmd_hash_password,
+            "export": cmd_export, "report": cmd_report}

@@ -2,16 +2,16 @@
 
 Every ``every`` seconds of training (10 s by default, ``CONVNETS_SNAPSHOT_SECONDS`` to change it) the trainer's
 eval-mode model looks at the same eight test images (one of each of the first eight classes, where the test split
-has them): what a snapshot keeps is the first convolution's filters, the feature maps of two layers for those images (the first convolution's output and the
-model's Grad-CAM layer, its deepest maps; the eight most active channels of each, as 8-bit images), the model's
-probabilities for the eight, its accuracy per class on a fixed probe of ten test images per class, and the learning
-rate, loss and training accuracy of the moment. A snapshot is about 80 KB for a 32×32 dataset; past ``LIMIT``
-snapshots every other one is dropped (the first and the newest stay) and the interval doubles, so a run of any length
-keeps at most ``LIMIT`` of them, under 5 MB, spread over the whole run.
+has them): what a snapshot keeps is the first convolution's filters, the feature maps of two layers for those images
+(the first convolution's output and the model's Grad-CAM layer, its deepest maps; the eight most active channels of
+each, as 8-bit images), the model's probabilities for the eight, its accuracy per class on a fixed probe of ten test
+images per class, and the learning rate, loss and training accuracy of the moment. A snapshot is about 80 KB for a
+32×32 dataset; past ``LIMIT`` snapshots every other one is dropped (the first and the newest stay) and the interval
+doubles, so a run of any length keeps at most ``LIMIT`` of them, under 5 MB, spread over the whole run.
 
 The look costs a forward pass of 8 + 10 per class images, in eval mode and without drawing a random number, so the
-run trains exactly as it would without it; the file is written by a background thread (atomically, as every run
-file is), so the step never waits for the disk.
+run trains exactly as it would without it; the file is written by a background thread (atomically, as every run file
+is), so the step never waits for the disk.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import streamlit as st
 from convnets.datasets import STUDY, get_dataset
 from convnets.errors import ConvnetsError
 from convnets.explain import Explainer
-from convnets.imaging import prepare_drawing
+from convnets.imaging import prepare_drawing, prepare_upload
 from convnets.store import Run, RunStore
 from dashboard import common, samples
 
@@ -25,6 +25,7 @@ INPUT_PARAM, MISTAKE_PARAM = "input", "mistake"
 SOURCES = {"drawing": "Your drawing", "photo": "Your photo", "test": "A test image", "mistake": "A run's mistake"}
 DRAWING_KEY, PHOTO_KEY, TEST_KEY = "inside_drawing", "inside_photo", "inside_test"
 NOTHING_YET = "nothing drawn yet"
+CAMERA_CAPTION = "your camera's photo"
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,7 +81,27 @@ def _drawing() -> Subject:
     return Subject(dataset, drawing.image, "your drawing", drawing.reason, maker="draw")
 
 
+def camera_photo(key: str, on_change=None) -> bytes | None:
+    """A webcam photo (JPEG bytes), or None: behind a toggle, so that the browser asks for the camera only when the
+    user wants it. The pages crop it to its centre square at the models' side, as an upload (prepare_upload)."""
+    if not st.toggle("Use the camera", key=f"{key}_on", help="Take a photo with your webcam: hold an object up to "
+                     "it, in the middle of the picture, which is the square the models see"):
+        return None
+    shot = st.camera_input("Hold an object up to the camera, in the middle", key=key, on_change=on_change,
+                           width=400)
+    return None if shot is None else shot.getvalue()
+
+
 def _photo() -> Subject:
+    taken = camera_photo("inside_camera")
+    if taken is not None:
+        handed = st.session_state.get(PHOTO_KEY)
+        dataset = handed[2] if handed else next(iter(common.datasets_to_try(channels=3)), STUDY[1])
+        try:
+            image = prepare_upload(taken, get_dataset(dataset).size)
+        except ConvnetsError as e:
+            return Subject(dataset, None, reason=f"the camera's photo cannot be read: {e}")
+        return Subject(dataset, image, CAMERA_CAPTION)
     if st.session_state.get(PHOTO_KEY) is None:
         return Subject(STUDY[1], None, reason="no photo yet: upload one on the Photo page, or pick a test image",
                        maker="photo")

@@ -6,7 +6,7 @@ from convnets.calibration import reliability
 from convnets.compare import cell
 from convnets.reporting import data_label
 from convnets.store import RunStore
-from dashboard import common, explaining, figures, samples
+from dashboard import common, downloads, explaining, figures, samples
 
 GALLERY_SCALE = 4
 SHOWN = 40  # images of a confusion-matrix cell
@@ -26,6 +26,7 @@ classes = evaluation["classes"]
 data = f"{common.dataset_label(summary['dataset'])} ({data_label(summary['dataset'], summary['data_copy'])})"
 st.caption(f"Test accuracy {common.pct(evaluation['test_accuracy'])} on {evaluation['test_images']:,} test images of "
            f"{data}.")
+downloads.export_button(run.run_id)
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Confusion matrix")

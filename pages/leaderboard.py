@@ -4,7 +4,7 @@ import streamlit as st
 
 from convnets.reporting import JPEG_COST
 from convnets.zoo import SIZE_BUDGET, too_big, train_command, untrained
-from dashboard import common, figures, tables
+from dashboard import common, downloads, figures, tables
 
 st.title("Leaderboard")
 dataset = common.dataset_filter()
@@ -84,8 +84,11 @@ else:
         if entry not in shippable:
             st.caption(f"{entry.model} ({entry.dataset}) is too big for the shipped zoo's {SIZE_BUDGET / 2**20:.0f} "
                        f"MiB and not in your store: `{train_command(entry)}` trains it there with the zoo's recipe.")
-    st.download_button("Download CSV", board.to_csv(index=False), file_name="leaderboard.csv", mime="text/csv",
-                       icon=":material/download:")
+    csv, report = st.columns([1, 5])
+    csv.download_button("Download CSV", board.to_csv(index=False), file_name="leaderboard.csv", mime="text/csv",
+                        icon=":material/download:")
+    with report:
+        downloads.report_button(dataset)
 
     published = tables.published_points(board)
     by_size, by_time = st.tabs(["Accuracy vs parameters", "Accuracy vs training time"])

@@ -44,11 +44,13 @@ upload = upload_column.file_uploader("Upload an image", type=upload_extensions()
 sample_column.button(f"Random {spec.label} test image", icon=":material/shuffle:", on_click=choose_sample,
                      args=(dataset,), help=samples.SOURCE_HELP)
 st.caption(limits)  # in words: over the size limit, the uploader itself shows only a red chip
+taken = explaining.camera_photo(f"camera-{st.session_state.get('uploader_generation', 0)}", on_change=forget_sample)
 
 image: np.ndarray | None = None
-if upload is not None:
+if taken is not None or upload is not None:
+    blob, caption = (taken, explaining.CAMERA_CAPTION) if taken is not None else (upload.getvalue(), upload.name)
     try:
-        image, caption = prepare_upload(upload.getvalue(), spec.size), upload.name
+        image = prepare_upload(blob, spec.size)  # the centre square at the models' side
     except ConvnetsError as e:
         st.error(str(e), icon=":material/broken_image:")
         st.stop()
@@ -60,7 +62,8 @@ elif "photo_sample" in st.session_state:
     st.stop()
 
 if image is None:
-    st.info(f"Upload a photo, or pick a random {spec.label} test image.", icon=":material/photo_camera:")
+    st.info(f"Upload a photo, take one with the camera, or pick a random {spec.label} test image.",
+            icon=":material/photo_camera:")
     st.stop()
 
 explaining.hand_over_photo(image, caption, dataset)

@@ -411,8 +411,8 @@ def test_a_running_jobs_live_view_changes_as_it_trains(server, page):
     visit(page, "Train")
     main = page.get_by_test_id("stMain")
     train_on(page, "CIFAR-10")
-    main.get_by_label("Epochs").fill("30")
-    main.get_by_label("Batch size").fill("50")
+    main.get_by_label("Epochs").first.fill("30")
+    main.get_by_label("Batch size").first.fill("50")
     main.locator("[data-testid=stFormSubmitButton] button").click()
     moment = main.get_by_text(re.compile(r"^Step [0-9,]+ · epoch")).first
     moment.wait_for(timeout=120_000)

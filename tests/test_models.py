@@ -150,3 +150,16 @@ def test_paper_resnets_start_as_the_paper_does():
     assert len(gammas) == 19 and all((g == 1).all() for g in gammas)
     first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     assert abs(first.weight.std().item() - (2 / (3 * 3 * 3)) ** 0.5) < 0.1
+
+
+def test_trying_whether_a_net_fits_leaves_the_random_state_alone():
+    """A run seeds, then builds its net: the first build of a shape in a process (which tries the net on it) must
+    give the same weights as any later one, or a fresh process would train another run than a warm one."""
+    from convnets import models
+
+    models._fails.cache_clear()
+    torch.manual_seed(0)
+    first = get_model("lenet5").build("cifar10").state_dict()
+    torch.manual_seed(0)
+    again = get_model("lenet5").build("cifar10").state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)

@@ -230,7 +230,7 @@ def test_photo_page_classifies_an_upload_and_survives_a_bad_file(store):
     assert len(at.progress) == 3  # its top three classes
     at.file_uploader[0].set_value(("broken.png", b"not an image at all", "image/png")).run()
     assert not at.exception
-    assert "not an image" in at.error[0].value
+    assert "not a PNG, JPEG, WebP, GIF, BMP or TIFF image" in at.error[0].value
 
 
 @pytest.mark.parametrize("with_data", [True, False], ids=["test split", "stored mistakes"])
@@ -422,7 +422,7 @@ def test_photo_cards_name_each_run_and_show_each_models_best_unless_asked(store)
     at.file_uploader[0].set_value(("red.png", _png(np.full((64, 48, 3), (200, 30, 30), np.uint8)), "image/png"))
     at.run()
     limit = tomllib.loads((APP.parent.parent / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
-    assert not at.exception and f"Up to {limit} MB and 40 megapixels: PNG, JPG, JPEG, WEBP, GIF, BMP" in texts(at)
+    assert not at.exception and f"Up to {limit} MB and 40 megapixels: PNG, JPEG, WebP, GIF, BMP or TIFF" in texts(at)
     assert card_titles(at) == [f"lenet5 · 2 ep · {short_id(cifar['run_id'])}"]  # the best of the three runs
 
     at.toggle(key="every_run").set_value(True).run()

@@ -178,13 +178,16 @@ def image_of(spec: DatasetSpec) -> Image:
 
 @cache
 def _fails(model: str, image: Image) -> bool:
-    """Whether the network cannot run on one image of that shape (built and tried once per process)."""
-    try:
-        net = REGISTRY[model].builder(image).eval()
-        with torch.no_grad():
-            net(torch.zeros(1, image.channels, image.size, image.size))
-    except (RuntimeError, ValueError):
-        return True
+    """Whether the network cannot run on one image of that shape (built and tried once per process). The trial net's
+    initialisation draws from a copy of the random state: a run seeds, then builds its net, which must get the same
+    weights whether or not this process has tried that shape before."""
+    with torch.random.fork_rng(devices=[]):
+        try:
+            net = REGISTRY[model].builder(image).eval()
+            with torch.no_grad():
+                net(torch.zeros(1, image.channels, image.size, image.size))
+        except (RuntimeError, ValueError):
+            return True
     return False
 
 
