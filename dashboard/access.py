@@ -141,7 +141,8 @@ def sign_in() -> None:
         st.button("Sign out", icon=":material/logout:", on_click=lambda: st.session_state.pop(KEY, None))
         return
     if not current.password_hash:
-        st.caption("No trainer password is set (see the README's shared mode), so nobody can train here.")
+        st.caption("No trainer password is set (docs/design.md, 'Sharing one dashboard with a class'), so nobody can "
+                   "train here.")
         return
     with st.form("sign_in", clear_on_submit=True, border=False):
         name = st.text_input("Your name", key="sign_in_name", help="Optional: whom the job quotas count your jobs "
