@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -79,18 +80,21 @@ def precision_rule(device: torch.device) -> tuple[bool | None, str]:
 def machine_key() -> str:
     """What a precision measurement holds for: the CPU, the instructions PyTorch and oneDNN may use, the threads
     and PyTorch's version. The same home on another machine, or under ONEDNN_MAX_CPU_ISA, measures again."""
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
-                  if line.startswith("model name")), "unknown CPU")
+    model = _cpu_model()
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "all")
     return (f"{model} | {torch.backends.cpu.get_cpu_capability()} | onednn {isa} | "
             f"{torch.get_num_threads()} threads | torch {torch.__version__}")
 
 
-def _cpuinfo() -> str:
+@cache
+def _cpu_model() -> str:
+    """The CPU's model name, read once per process: the sidebar asks for the machine's key on every rerun."""
     try:
-        return Path("/proc/cpuinfo").read_text()
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return ""
+        return "unknown CPU"
+    return next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                "unknown CPU")
 
 
 def _timings_file(home: Path) -> Path:
