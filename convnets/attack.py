@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from captum.robust import FGSM, PGD
 from torch import nn
 
 from .data import Split, batches
@@ -71,6 +70,8 @@ def perturb(forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tenso
     if eps == 0:
         return images.clone()
     steps, step = settings(method)
+    from captum.robust import FGSM, PGD  # at first use: importing Captum takes half a second, which every page paid
+
     attack = (FGSM if method == "fgsm" else PGD)(forward, _loss, lower_bound=0.0, upper_bound=255.0)
     # Captum leaves a pixel alone where its gradient is under 1e-6, a threshold on the loss's scale; a confident
     # answer's gradients are far smaller than that on 0..255 pixels, and only their sign counts here.

@@ -21,7 +21,7 @@ from .errors import ConvnetsError
 from .folders import SIZES, resolve
 from .models import REGISTRY, default_recipe
 from .reporting import pct
-from .schema import State
+from .schema import Phase, State
 
 EXIT_ERROR = 2
 DATASET_HELP = f"a dataset's name ({', '.join(BUILTIN)}) or an image folder's path"
@@ -230,7 +230,7 @@ def cmd_train(args) -> int:
         stop["requested"] = True
 
     signal.signal(signal.SIGTERM, on_term)
-    bar = _ProgressBar() if sys.stderr.isatty() and not args.json and main_rank else None
+    bar = (_ProgressBar() if sys.stderr.isatty() and not args.json else _EpochLog(config)) if main_rank else None
     command = reproduce_command(config, args.data_dir)
     try:
         run, cached = train_run(config, data_dir=args.data_dir, device=args.device, progress=bar,
@@ -562,6 +562,30 @@ def _print_table(rows: list[tuple]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+class _EpochLog:
+    """Progress as lines on stderr where it is no terminal (a background job's log, a redirected run): one when
+    training begins and one per epoch, so that a job's log says what it is doing while it runs."""
+
+    def __init__(self, config) -> None:
+        self.config, self.started = config, False
+
+    def __call__(self, p) -> None:
+        if p.phase == Phase.EVALUATING:
+            print("evaluating the final model on the test split", file=sys.stderr, flush=True)
+            return
+        if not self.started:
+            self.started = True
+            recipe = self.config.recipe
+            print(f"training {self.config.run_id}: {self.config.model} on {self.config.dataset}, {p.epochs} epochs "
+                  f"of {p.steps} steps at batch {recipe.batch_size}", file=sys.stderr, flush=True)
+        if p.step == p.steps:
+            print(f"epoch {p.epoch}/{p.epochs}: train loss {p.loss:.3f}, train accuracy {p.accuracy:.1%}, "
+                  f"{p.images_per_second:,.0f} img/s, ETA {p.eta_seconds:,.0f} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
 
 
 class _ProgressBar:

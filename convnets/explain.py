@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -171,6 +170,8 @@ def _attribution(explainer: Explainer, method: str, batch: torch.Tensor, targets
 
 def _gradcam(explainer: Explainer, batch: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Selvaraju et al. 2017: the layer's maps weighted by their mean gradient, positive part, upsampled (Nx1xHxW)."""
+    from captum.attr import LayerAttribution, LayerGradCam  # at first use: importing Captum takes half a second
+
     cam = LayerGradCam(explainer.net, explainer.layer(explainer.cam_layer))
     maps = cam.attribute(batch, target=targets, relu_attributions=True)
     return LayerAttribution.interpolate(maps.detach(), tuple(batch.shape[2:]), interpolate_mode="bilinear")
@@ -185,6 +186,8 @@ def _scale_gradcam(maps: torch.Tensor) -> np.ndarray:
 def _integrated_gradients(explainer: Explainer, batch: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Sundararajan et al. 2017, from a black image: how much each pixel and channel counts, for or against the
     class (NxCxHxW)."""
+    from captum.attr import IntegratedGradients  # at first use, as in _gradcam
+
     ig = IntegratedGradients(explainer.net)
     return ig.attribute(batch, baselines=torch.zeros_like(batch), target=targets, n_steps=IG_STEPS).detach()
 

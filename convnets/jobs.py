@@ -103,10 +103,14 @@ class JobManager:
         return self.submit(job.config, device=job.device, data_dir=job.data_dir)
 
     def cancel(self, job_id: str) -> None:
-        """Ask the trainer to stop; it finishes the current step and keeps its last completed epoch."""
+        """Ask the trainer to stop; it finishes the current step and keeps its last completed epoch. The request
+        is kept in the job's record: a trainer still starting dies of it before its run says so, and the job is
+        then cancelled (to resume), not failed."""
         job = self.get(job_id)
         if job is None or job.state not in ACTIVE or job.pid is None:
             raise ConvnetsError(f"job {job_id} is not running")
+        path = self.dir / f"{job_id}.json"
+        write_json(path, {**read_json(path), "cancelled": time.time()})
         with suppress(ProcessLookupError):
             os.kill(job.pid, signal.SIGTERM)
 
@@ -132,6 +136,7 @@ class JobManager:
             config = RunConfig.from_dict(record["config"])
             job = Job(job_id, config, State.QUEUED, float(record["created"]), pid=record.get("pid"),
                       device=record.get("device") or "auto", data_dir=record.get("data_dir"), owner=record.get("owner"))
+            cancelled = record.get("cancelled") is not None
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:  # edited or torn by hand: say so, lose nothing
@@ -144,8 +149,13 @@ class JobManager:
         stale = status.get("updated", 0) < job.created  # the run's status predates this launch
         if state is None or (_alive(job.pid) and (stale or state == State.INTERRUPTED)):
             # The subprocess has not reached its run yet (it is starting, or waiting for the run's lock).
-            job.state = State.QUEUED if _alive(job.pid) else State.FAILED
-            job.error = None if _alive(job.pid) else (_last_error(self.log_tail(job_id)) or "the job ended early")
+            if _alive(job.pid):
+                job.state = State.QUEUED
+            elif cancelled:
+                job.state, job.error = State.CANCELLED, "cancelled before it started"
+            else:
+                job.state = State.FAILED
+                job.error = _last_error(self.log_tail(job_id)) or "the job ended early"
             return job
         job.state, job.error, job.progress = State(state), status.get("error"), status.get("progress")
         job.phase = status.get("phase")

@@ -61,9 +61,10 @@ def _load(path: str, readonly: bool, _mtime: int) -> torch.nn.Module:
 
 
 def choose_runs(summaries: list[dict], *, best_per_model: bool = False, at_chance: bool = False) -> list[str]:
-    """The ids of the finished runs that should answer, from their summaries: every run, or each model's best (the
-    highest test accuracy, the newest of equals); runs at chance level only when asked for, because a model that
-    learned nothing only adds a wrong answer."""
+    """The ids of the finished runs that should answer, from their summaries: every run, or each model's best (your
+    own runs before the shipped zoo's, so that a model you just trained answers even where the zoo's run of it
+    scores higher; then the highest test accuracy, the newest of equals); runs at chance level only when asked for,
+    because a model that learned nothing only adds a wrong answer."""
     rows = [s for s in summaries if s["state"] == State.FINISHED and (at_chance or not s.get("at_chance"))]
     if best_per_model:
         best: dict[tuple, dict] = {}
@@ -75,8 +76,8 @@ def choose_runs(summaries: list[dict], *, best_per_model: bool = False, at_chanc
     return [s["run_id"] for s in rows]
 
 
-def _rank(summary: dict) -> tuple[float, float]:
-    return summary.get("test_accuracy") or 0.0, summary.get("finished_at") or 0.0
+def _rank(summary: dict) -> tuple[bool, float, float]:
+    return not summary.get("zoo"), summary.get("test_accuracy") or 0.0, summary.get("finished_at") or 0.0
 
 
 @torch.inference_mode()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from . import attack
 from . import data as datamod
 from .compare import predictions_of
 from .config import RunConfig, reproduce_command
@@ -210,7 +211,7 @@ def build(
 ) -> list[dict]:
     """Train (or reuse) the chosen entries (of ``entries``, by default the zoo's own), copy each into the zoo as
     it finishes, and rewrite the results table; ``shipped(entry, rows)`` is told after each one. An entry shipped
-    before per-image predictions and robustness figures were kept gets them, from the weights it ships."""
+    before per-image predictions, robustness or FGSM figures were kept gets them, from the weights it ships."""
     from .train import train_run
 
     store = store or RunStore(zoo="")
@@ -221,6 +222,8 @@ def build(
             complete = Run(zoo_dir / "runs" / config.run_id)  # writable: the zoo's own files are written here
             predictions_of(complete, data_dir, device)
             robustness_of(complete, data_dir, device)
+            if complete.attack("fgsm") is None:
+                attack.attack_of(complete, "fgsm", data_dir=data_dir, device=device)
             continue
         least = _least_size(entry)
         _require_room(zoo_dir, config, least, f"its {least:,} weights take at least {least / 1e6:.1f} MB even in int8")
@@ -287,8 +290,9 @@ def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) 
     tmp = target.with_name(f".{run.run_id}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in ("config.json", "status.json", "history.json"):
-        shutil.copy2(run.path / name, tmp / name)
+    for name in ("config.json", "status.json", "history.json", "snapshots.npz"):  # the snapshots: its replay
+        if name != "snapshots.npz" or (run.path / name).exists():
+            shutil.copy2(run.path / name, tmp / name)
     test = data.test.to(device)
     trained = run.load_model(device)
     accuracy = _accuracy(trained, test, device)
@@ -303,6 +307,7 @@ def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) 
     shipped.save_mistakes(mistake_images)
     shipped.save_predictions(predictions)
     shipped.write("robustness.json", measure(model, data.test, data.name, device).to_dict())
+    shipped.write("attack-fgsm.json", attack.measure(model, data.test, "fgsm", attack.EPS, device).to_dict())
     size = _bytes(tmp)
     try:
         _require_room(zoo_dir, run.config, size, f"it takes {size / 1e6:.1f} MB in {form}; the trained run stays "

@@ -3,7 +3,7 @@ formatting and the prediction cards, so each page file stays a short layout of t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,6 +176,15 @@ def table_height(rows: int, most: int = 25) -> int:
     return 35 * (min(rows, most) + 1) + 3
 
 
+def column_width(values: Iterable[object], label: str) -> int:
+    """The width in pixels at which an ``st.dataframe`` column shows its label and every value uncut: its 14 px
+    font runs under 6.5 px a character (Source Sans; a digit 7), its cells have 8.5 px of padding either side.
+    Set where a column's values differ in length: the grid sizes a column by its first rows only, and cuts the
+    longer names further down ("ref_lenet_mni")."""
+    longest = max((len(str(v)) for v in values), default=0)
+    return round(6.5 * max(longest, len(label)) + 17)
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -227,14 +236,15 @@ def stored_predictions(summary: dict) -> Predictions | None:
 
 
 def answering_runs(dataset: str) -> list[str]:
-    """The runs whose predictions the Draw and Photo pages show: each model's best run, leaving out runs at chance
+    """The runs whose predictions the Draw and Photo pages show: each model's best run (yours before the zoo's),
+    leaving out runs at chance
     level; a toggle each (shown when it would change something) brings in every run, or the runs at chance."""
     rows = finished(dataset)
     several = len({s["model"] for s in rows}) < len(rows)
     chance = sum(bool(s.get("at_chance")) for s in rows)
     toggles = st.container(horizontal=True)
     every_run = several and toggles.toggle("Every run of each model", key="every_run", help="By default each model "
-                                           "answers with its best run: the one with the highest test accuracy")
+                                           "answers with one run: your best run of it, else the shipped zoo's")
     with_chance = bool(chance) and toggles.toggle(f"Runs at chance level ({chance})", key="chance_runs",
                                                   help="Runs that ended no better than a guess learned nothing; "
                                                   "they are left out unless you ask for them")

@@ -37,3 +37,17 @@ def test_the_bins_add_up_to_the_ece_and_a_confidence_of_one_falls_in_the_last_bi
     total = sum(n * abs(a - c) for n, a, c in zip(result["count"], result["accuracy"], result["confidence"]) if n)
     assert result["ece"] == pytest.approx(total / 5500, abs=1e-5)
     assert reliability(np.zeros(0), np.zeros(0, bool))["ece"] == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_ece_is_torchmetrics_binary_calibration_error(seed):
+    torch = pytest.importorskip("torch")
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    rng = np.random.default_rng(seed)
+    confidence = np.r_[rng.beta(5, 1, 3000), np.full(40, 0.5), rng.uniform(0, 1, 500)].astype(np.float32)
+    correct = rng.random(len(confidence)) < confidence ** (1 + seed)  # over-confident for seeds 1 and 2
+    ours = reliability(confidence, correct)["ece"]
+    theirs = binary_calibration_error(torch.as_tensor(confidence), torch.as_tensor(correct).long(), n_bins=BINS,
+                                      norm="l1").item()
+    assert ours > 0.001 and ours == pytest.approx(theirs, abs=1e-5)

@@ -211,3 +211,16 @@ def test_predict_answers_every_file_and_names_every_run(capsys, tmp_path, two_le
     code, out, _ = cli(capsys, "predict", str(good), str(folder), "--dataset", "mnist", "--best-per-model", "--json")
     best = max(two_lenets, key=lambda r: (r["test_accuracy"], r["finished_at"]))  # the newest of equals
     assert code == 0 and [[p["run_id"] for p in r["predictions"]] for r in json.loads(out)] == [[best["run_id"]]] * 3
+
+
+def test_your_own_run_of_a_model_answers_before_the_zoos_better_one():
+    from convnets.predict import choose_runs
+
+    def summary(run_id, model, accuracy, zoo, finished_at):
+        return {"run_id": run_id, "model": model, "dataset": "mnist", "state": "finished", "test_accuracy": accuracy,
+                "zoo": zoo, "finished_at": finished_at, "at_chance": False}
+
+    rows = [summary("zoo-lenet", "lenet5", 0.99, True, 1.0), summary("mine-old", "lenet5", 0.95, False, 2.0),
+            summary("mine-new", "lenet5", 0.93, False, 3.0), summary("zoo-vgg", "vgg", 0.995, True, 1.0)]
+    assert choose_runs(rows, best_per_model=True) == ["mine-old", "zoo-vgg"]  # yours first, then the best of yours
+    assert choose_runs(rows) == ["zoo-lenet", "mine-old", "mine-new", "zoo-vgg"]

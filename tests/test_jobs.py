@@ -62,3 +62,24 @@ def test_cancel_and_kill_leave_no_job_running(data_dir):
     assert "resume" in killed.error
     manager.forget(job.job_id)
     assert manager.jobs() == []
+
+
+def test_a_job_cancelled_while_it_starts_is_cancelled_and_resumes(data_dir):
+    manager = JobManager()
+    job = manager.submit(lenet_config(epochs=1), device="cpu", data_dir=str(data_dir))
+    assert manager.get(job.job_id).state == "queued" and RunStore().get(job.job_id) is None  # still importing
+    manager.cancel(job.job_id)
+    stopped = wait_for(manager, job.job_id, ("cancelled", "failed", "finished"))
+    assert stopped.state == "cancelled" and stopped.error == "cancelled before it started"
+    resumed = manager.resume(job.job_id)
+    assert wait_for(manager, resumed.job_id, ("finished", "failed", "cancelled")).state == "finished"
+
+
+def test_a_running_jobs_log_says_what_it_is_doing(data_dir):
+    manager = JobManager()
+    job = manager.submit(lenet_config(epochs=2), device="cpu", data_dir=str(data_dir))
+    wait_for(manager, job.job_id, ("finished", "failed"))
+    log = manager.log_tail(job.job_id, lines=40)
+    assert f"training {job.job_id}: lenet5 on cifar10, 2 epochs" in log
+    assert "epoch 1/2: train loss" in log and "epoch 2/2: train loss" in log
+    assert "evaluating the final model" in log

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from convnets import zoo
+from convnets import attack, snapshots, zoo
 from convnets.cli import build_parser, config_from_args, main
 from convnets.errors import ConvnetsError
 from convnets.store import RunStore
@@ -48,6 +48,11 @@ def test_build_ships_compact_runs_and_a_results_table(tiny_zoo, data_dir, capsys
     shipped_run = RunStore(zoo=tiny_zoo).get(shipped["run_id"])  # the shipped weights' answers and robustness too
     assert shipped_run.predictions().accuracy == pytest.approx(evaluation["test_accuracy"])
     assert shipped_run.robustness()["clean_accuracy"] == pytest.approx(evaluation["test_accuracy"])
+    fgsm = shipped_run.attack("fgsm")  # its FGSM figures, of the shipped weights, on the robustness subset
+    # ε = 0 is the clean subset, in fp32 where the robustness figures are in bf16 on a CPU that has it: 2 images apart
+    assert fgsm["eps"] == list(attack.EPS)
+    assert fgsm["accuracy"][0] == pytest.approx(shipped_run.robustness()["clean_accuracy"], abs=0.002)
+    assert snapshots.load(shipped_run) is not None  # the live view's replay travels with it
     assert shipped["target"] is None and missing["target"] == pytest.approx(0.798 - 0.033)
     table = (tiny_zoo / "results.md").read_text()
     assert "CIFAR-10 JPEG copy" in table and "| ref_lenet | cifar10 | – |" in table and "not trained yet" in table
@@ -153,6 +158,9 @@ def test_every_shipped_run_has_its_answers_and_its_robustness():
         assert all(len(row) == SEVERITIES for row in measured["accuracy"].values())
         assert abs(measured["clean_accuracy"] - evaluation["test_accuracy"]) < 0.03  # a 1,000-image subset
         assert 0 < run.calibration()["ece"] < 0.2
+        fgsm = run.attack("fgsm")
+        assert fgsm is not None and fgsm["eps"][0] == 0, run.run_id  # ε = 0: fp32, the robustness in bf16
+        assert fgsm["accuracy"][0] == pytest.approx(measured["clean_accuracy"], abs=0.002), run.run_id
     assert sum(f.stat().st_size for f in zoo.ZOO_DIR.rglob("*") if f.is_file()) < zoo.SIZE_BUDGET  # it travels
 
 
