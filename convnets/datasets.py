@@ -27,6 +27,15 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("CONVNETS_DATA") or default_home() / "data")
 
 
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"  # the shipped runs, read-only
+
+
+def default_zoo_dir() -> Path | None:
+    """The shipped zoo the stores merge in: CONVNETS_ZOO if set ("" turns it off), else the repository's zoo/."""
+    zoo = os.environ.get("CONVNETS_ZOO", str(ZOO_DIR))
+    return Path(zoo) if zoo else None
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """One dataset: enough to build a model for it, train it, and show and corrupt its images."""

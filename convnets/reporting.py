@@ -49,3 +49,15 @@ def run_name(model: str, epochs: int, run_id: str, zoo: bool) -> str:
 def short_id(run_id: str) -> str:
     """The first six digits of a run id's hash: enough to tell a store's runs of one model apart."""
     return run_id.rsplit("-", 1)[-1][:6]
+
+
+def duration(seconds: float | None) -> str:
+    """A time as people say it: "45 s", "3 min 07 s", "2 h 08 min"; "–" for none."""
+    if seconds is None:
+        return "–"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

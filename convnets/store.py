@@ -29,14 +29,13 @@ from safetensors.torch import load_file, save_file
 from .calibration import reliability
 from .config import RunConfig
 from .data import Split, default_home, load_copy
-from .datasets import dataset_fields, get_dataset
+from .datasets import ZOO_DIR, dataset_fields, default_zoo_dir, get_dataset  # noqa: F401 - ZOO_DIR: the zoo's home
 from .device import with_precision
 from .errors import ConvnetsError
 from .models.classifier import build_classifier
 from .reporting import at_chance
 from .schema import ACTIVE, Attack, Evaluation, HistoryRow, Predictions, Robustness, State, checked
 
-ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 # model-dataset-hash, the dataset a registry name or a folder's (folder-<fingerprint>-<side>); \Z: "$" would let a
 # trailing newline in
 RUN_ID = re.compile(r"^[a-z0-9_]+-(?P<dataset>[a-z0-9_]+|folder-[0-9a-f]{10}-[0-9]+)-[0-9a-f]{10}\Z")
@@ -376,7 +375,7 @@ class RunStore:
     def __init__(self, home: Path | str | None = None, zoo: Path | str | None = None):
         self.home = Path(home) if home else default_home()
         self.runs_dir = self.home / "runs"
-        zoo = zoo if zoo is not None else os.environ.get("CONVNETS_ZOO", ZOO_DIR)  # "" turns the zoo off
+        zoo = zoo if zoo is not None else default_zoo_dir()  # "" turns the zoo off
         self.zoo_dir = Path(zoo) / "runs" if zoo else None
 
     def get(self, run_id: str) -> Run | None:

@@ -29,6 +29,7 @@ from .models import get_model
 from .reporting import copy_cost, official_equivalent, pct
 from .robustness import measure, robustness_of
 from .store import WEIGHT_FORMS, ZOO_DIR, Run, RunStore
+from .study import STUDY_NETS, STUDY_SECONDS, study_row, zoo_figures  # noqa: F401 - STUDY_SECONDS: for the pages
 
 
 @dataclass(frozen=True)
@@ -84,31 +85,6 @@ ENTRIES = [
 ]
 
 
-@dataclass(frozen=True)
-class StudyNet:
-    """One of the reference Keras study's five CIFAR-10 nets, as the study page presents it."""
-
-    title: str  # the study's name for it
-    seconds: float  # its notebook's total training time on the study's GPU
-    idea: str  # what the net brought to convnets, in one line
-
-
-# The study's nets in its order, with its notebooks' total training times on their GPU (shared/reference/notebooks.md:
-# LeNet about 11 s an epoch for 20 epochs, ALL-CNN about 18 s an epoch for up to 200, the others as printed), which
-# the study page and "Reproduce the study" set beside ours.
-STUDY_NETS = {
-    "ref_lenet": StudyNet("LeNet", 220.0, "Convolutions: small filters slid over the image, shared across it; "
-                          "pooling shrinks the maps between them"),
-    "ref_vgg": StudyNet("VGG-like", 1623.0, "Stacked 3×3 convolutions: two see as far as one 5×5 with fewer "
-                        "weights and one more non-linearity"),
-    "ref_allcnn": StudyNet("ALL-CNN", 3600.0, "Strided convolutions instead of pooling: the net learns how to "
-                           "shrink its maps"),
-    "ref_resnet20": StudyNet("ResNet-20", 2354.0, "Shortcuts add each block's input to its output, so that a deep "
-                             "net learns only what to change and still trains"),
-    "ref_wrn14_2": StudyNet("WRN-14-2", 4991.0, "Width: fewer, wider residual blocks, which reach more per layer "
-                            "and keep a GPU busier than depth does"),
-}
-STUDY_SECONDS = {model: net.seconds for model, net in STUDY_NETS.items()}
 
 
 def study_entries() -> list[Entry]:
@@ -133,25 +109,17 @@ def shipped_runs(runs_dir: Path | None) -> dict[tuple[str, str], Run]:
 
 
 def study_rows(store: RunStore) -> list[dict]:
-    """One row per study net, in the study's order: its name, idea, size, the study's accuracy and time, and the
-    shipped zoo's run of it (``zoo``: accuracy on its data copy, in official-data terms, the difference to the
-    study's figure, time and device; None where the zoo lacks it)."""
+    """One row per study net, in the study's order (``study.study_row``), from the shipped zoo's runs; the study
+    page's first paint reads the same rows from the zoo's results.json (``study.rows_from_results``)."""
     shipped = shipped_runs(store.zoo_dir)
     rows = []
     for entry in study_entries():
-        spec, net = get_model(entry.model), STUDY_NETS[entry.model]
+        spec = get_model(entry.model)
         study = spec.reference_accuracy[entry.dataset]
         run = shipped.get((entry.model, entry.dataset))
-        zoo = None
-        if run is not None:
-            s = run.summary()
-            official = official_equivalent(s["test_accuracy"], s["data_copy"])
-            zoo = {key: s[key] for key in ("run_id", "test_accuracy", "data_copy", "epochs", "train_seconds",
-                                           "device", "params")}
-            zoo.update(official_equivalent=official, difference=official - study, tta=run.config.recipe.tta)
-        rows.append({"model": entry.model, "dataset": entry.dataset, "title": net.title, "idea": net.idea,
-                     "family": spec.family, "params": zoo["params"] if zoo else spec.num_params(entry.dataset),
-                     "study_accuracy": study, "study_seconds": net.seconds, "zoo": zoo})
+        zoo = None if run is None else zoo_figures(run.summary(), run.config.recipe.tta, study)
+        rows.append({**study_row(entry.model, entry.dataset, zoo["params"] if zoo else spec.num_params(entry.dataset),
+                                 study, zoo), "family": spec.family})
     return rows
 
 

@@ -9,7 +9,14 @@ if ROOT not in sys.path:  # Streamlit puts dashboard/ on the path, not the repos
 
 import streamlit as st  # noqa: E402
 
-from convnets.data import default_home  # noqa: E402
+from dashboard import study_table  # noqa: E402 - without PyTorch
+
+st.set_page_config(page_title="convnets", page_icon="🧠", layout="wide")
+if not study_table.loaded():  # a fresh server: the study's table now, then PyTorch and the models, then the app
+    study_table.first_paint("study")
+    st.rerun()
+
+from convnets.datasets import default_home  # noqa: E402
 from convnets.device import describe_device, pick_device, precision_summary  # noqa: E402
 from convnets.errors import ConvnetsError  # noqa: E402
 from dashboard import access, settings  # noqa: E402
@@ -22,8 +29,6 @@ def device_in_use() -> str:
     models are timed in both at their first training here)."""
     return describe_device(pick_device())
 
-
-st.set_page_config(page_title="convnets", page_icon="🧠", layout="wide")
 
 sections: dict[str, list] = {}
 for name, spec in PAGES.items():

@@ -16,7 +16,7 @@ from convnets.datasets import STUDY, dataset_fields, dataset_names
 from convnets.errors import ConvnetsError
 from convnets.imaging import to_display
 from convnets.predict import Prediction, choose_runs
-from convnets.reporting import pct, short_id  # noqa: F401 - pct: the pages' percentages, written as everywhere else
+from convnets.reporting import duration, pct, short_id  # noqa: F401 - pct, duration: the pages' figures, written as everywhere else
 from convnets.schema import Predictions, State
 from convnets.store import RunStore
 from dashboard import figures
@@ -187,17 +187,6 @@ def column_width(values: Iterable[object], label: str) -> int:
 
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def enlarged(image: np.ndarray, scale: int) -> np.ndarray:

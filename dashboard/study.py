@@ -1,5 +1,5 @@
-"""The study's tables: the study page's (its five nets beside the shipped zoo's runs of them) and the Train page's
-"Reproduce the study" (the five queued with the zoo's recipes, the table filling in as they train)."""
+"""The Train page's "Reproduce the study": the study's five nets queued with the zoo's recipes, the table filling in
+as they train (the study page's own table is in ``study_table``)."""
 
 from __future__ import annotations
 
@@ -10,44 +10,23 @@ from convnets import zoo
 from convnets.data import find_source
 from convnets.device import available_devices
 from convnets.errors import ConvnetsError
-from convnets.reporting import COPY_LABELS, copy_cost
+from convnets.reporting import copy_cost, duration
 from convnets.schema import ACTIVE
 from convnets.store import RunStore
 from dashboard import access
-from dashboard.common import dataset_label, duration
+from dashboard.study_table import on_copy, points
 
 POLL_SECONDS = 2.0
-ZOO_COLUMNS = ["Net", "Study %", "Ours %", "≈ official %", "Δ points", "Params", "Epochs", "Study time", "Our time",
-               "Device"]
 COLUMNS = ["Model", "Study %", "Zoo %", "Ours %", "≈ official %", "Δ points", "Epochs", "Study time",
            "Our time", "Device", "State"]
-
-
-def zoo_table(rows: list[dict]) -> pd.DataFrame:
-    """The study page's table: the study's figure and time beside the shipped zoo's run of each net (blank where
-    the zoo lacks it)."""
-    frame = []
-    for r in rows:
-        ours = r["zoo"] or {}
-        frame.append({
-            "Net": r["title"], "Study %": _points(r["study_accuracy"]), "Ours %": _points(ours.get("test_accuracy")),
-            "≈ official %": _points(ours.get("official_equivalent")), "Δ points": _points(ours.get("difference")),
-            "Params": r["params"], "Epochs": ours.get("epochs"), "Study time": duration(r["study_seconds"]),
-            "Our time": duration(ours.get("train_seconds")), "Device": ours.get("device"),
-        })
-    return pd.DataFrame(frame, columns=ZOO_COLUMNS)
-
-
-def _points(value: float | None) -> float | None:
-    return None if value is None else round(100 * value, 2)
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
     """The study's figures beside ours: accuracies in percent, the difference in official-data terms."""
     return pd.DataFrame([{
-        "Model": r["model"], "Study %": _points(r["study_accuracy"]),
-        "Zoo %": _points((r["zoo"] or {}).get("test_accuracy")), "Ours %": _points(r["test_accuracy"]),
-        "≈ official %": _points(r["official_equivalent"]), "Δ points": _points(r["difference"]),
+        "Model": r["model"], "Study %": points(r["study_accuracy"]),
+        "Zoo %": points((r["zoo"] or {}).get("test_accuracy")), "Ours %": points(r["test_accuracy"]),
+        "≈ official %": points(r["official_equivalent"]), "Δ points": points(r["difference"]),
         "Epochs": f"{r['epochs_done']}/{r['epochs']}", "Study time": duration(r["study_seconds"]),
         "Our time": duration(r["train_seconds"]) if r["train_seconds"] else "–", "Device": r["device"] or "–",
         "State": r["state"] or "not queued",
@@ -113,11 +92,6 @@ def _live_table(data_copy: str, seed: int, polling: bool) -> None:
     st.caption(f"Test accuracy: {where}"
                + (f"; {' and '.join(flipped)} average each test image with its mirror" if flipped else "")
                + (f"; ≈ official % adds back the copy's measured cost of {100 * cost:.1f} points." if cost else "."))
-
-
-def on_copy(data_copy: str, dataset: str) -> str:
-    """Which test images a figure was measured on, in words: "CIFAR-10's test images (JPEG copy)"."""
-    return f"{dataset_label(dataset)}'s test images ({COPY_LABELS[data_copy]})"
 
 
 def _percent(help: str | None = None, signed: bool = False) -> st.column_config.NumberColumn:

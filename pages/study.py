@@ -4,36 +4,12 @@ shipped zoo's runs of them, what each net brought, their training curves togethe
 import streamlit as st
 
 from convnets import zoo
-from convnets.models import STUDY
-from convnets.reporting import copy_cost
 from convnets.store import RunStore
-from dashboard import common, explaining, figures, study
+from dashboard import common, explaining, figures, study_table
 
-st.title("The study")
 rows = zoo.study_rows(RunStore())
-dataset = common.dataset_label(rows[0]["dataset"])
-st.markdown(f"A study in Keras trained five classic convolutional nets on {dataset}, each a step in how convnets "
-            "grew, from LeNet to a wide residual net. This project rebuilt the five in PyTorch and trained them "
-            "with pinned recipes, for at most a quarter of the study's epochs; the runs ship with it (the zoo), so "
-            "every figure of ours here is there without data, a download or any training.")
-st.caption(f"Source: {STUDY}.")
-
+study_table.head(rows)
 shipped = [r for r in rows if r["zoo"]]
-# A static table: it wraps its cells to the page's width, where a data frame of ten columns would scroll
-formats = dict.fromkeys(("Study %", "Ours %", "≈ official %"), "{:.2f}") | {
-    "Δ points": "{:+.2f}", "Params": lambda n: f"{n / 1e6:.2f} M", "Epochs": "{:.0f}"}
-st.table(study.zoo_table(rows).style.format(formats, na_rep="–"), hide_index=True)
-copies = sorted({r["zoo"]["data_copy"] for r in shipped})
-flipped = [r["title"] for r in shipped if r["zoo"]["tta"]]
-cost = max((copy_cost(c) for c in copies), default=0.0)
-measured_on = " and ".join(study.on_copy(c, rows[0]["dataset"]) for c in copies) or "–"
-st.caption("**Study %**: the study's notebooks on the official test set, at their best epoch (of up to 200). "
-           f"**Ours %**: the shipped zoo's runs, final epoch, on {measured_on}"
-           + (f"; {' and '.join(flipped)} average each test image with its mirror" if flipped else "")
-           + (f". That copy costs about {100 * cost:.1f} points against the official test set: **≈ official** adds "
-              "them back, and **Δ points** is that minus the study's figure." if cost else
-              ". **Δ points**: ours minus the study's figure.")
-           + " Study time: its notebook on its GPU; our time: training alone, on the device beside it.")
 if len(shipped) < len(rows):
     missing = ", ".join(r["title"] for r in rows if not r["zoo"])
     common.empty_state(f"Not in the shipped zoo here: {missing}. The Train page reproduces the study in your store.")

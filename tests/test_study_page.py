@@ -90,3 +90,23 @@ def test_the_train_pages_study_table_shows_the_zoo_on_a_fresh_clone(shipped_zoo)
     assert "Zoo % on CIFAR-10's test images (JPEG copy)" in note
     assert "Ours % on CIFAR-10's test images (official)" in note
     assert "official of" not in note
+
+
+def test_the_first_paints_table_from_the_zoos_results_is_the_pages_table_from_its_runs(shipped_zoo):
+    from convnets.study import rows_from_results
+    from dashboard import study_table
+
+    first = study_table.zoo_table(rows_from_results(ZOO_DIR))
+    assert first.equals(study_table.zoo_table(zoo.study_rows(RunStore())))
+    assert list(first["Net"]) == STUDY_ORDER and first["Ours %"].notna().all()
+    assert rows_from_results(None) is None and rows_from_results(ZOO_DIR / "nowhere") is None
+
+
+def test_the_first_paint_needs_no_pytorch():
+    """A fresh server paints the study's head before PyTorch loads (dashboard/app.py): its module must not pull it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import dashboard.study_table; "
+            "sys.exit(sorted({'torch', 'torchvision', 'captum', 'torchmetrics'} & set(sys.modules)) != [])")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ZOO_DIR.parent).returncode == 0

@@ -24,10 +24,11 @@ from .. import datasets
 from ..config import MIRRORED, Recipe
 from ..datasets import BUILTIN, DatasetSpec, get_dataset
 from ..errors import ConvnetsError
+from ..study import SOURCE
 from . import allcnn, lenet, resnet, resnet9, vgg, wideresnet
 from .layers import Image
 
-STUDY = "Keras variant of the reference study (github.com/ArthMx/ConvNet)"
+STUDY = SOURCE  # the study nets' citation
 
 
 @dataclass(frozen=True)
