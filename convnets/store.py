@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from .calibration import reliability
 from .config import RunConfig
-from .data import Split, default_home, load_copy
+from .data import Split, default_home, load_test_copy
 from .datasets import ZOO_DIR, dataset_fields, default_zoo_dir, get_dataset  # noqa: F401 - ZOO_DIR: the zoo's home
 from .device import with_precision
 from .errors import ConvnetsError
@@ -263,7 +263,7 @@ class Run:
         needed them and why they are not at hand."""
         config = self.config
         try:
-            return load_copy(config.dataset, config.data_copy, data_dir).test
+            return load_test_copy(config.dataset, config.data_copy, data_dir)
         except ConvnetsError as e:
             raise ConvnetsError(f"run {self.run_id} has no stored {needed_for}, and computing them needs its test "
                                 f"split: {e}") from None

@@ -29,10 +29,9 @@ def test_split(dataset: str, data_dir: str) -> tuple[datamod.Split, str] | str:
     if datamod.find_source(dataset, data_dir).kind == "download":
         return f"The {dataset} test images are not in the data folder {data_dir} (set it in the sidebar)."
     try:
-        data = datamod.load(dataset, data_dir)
+        return datamod.load_test(dataset, data_dir)
     except ConvnetsError as e:
         return f"The {dataset} test images in {data_dir} cannot be read: {e}."
-    return data.test, data.copy
 
 
 def test_images(dataset: str, copy: str, predictions: Predictions, data_dir: str) -> tuple[np.ndarray | None, str]:

@@ -28,6 +28,23 @@ def test_mnist_idx_loads_and_is_cached(data_dir, monkeypatch):
     assert torch.equal(again.train.images, ds.train.images)
 
 
+def test_the_test_split_alone_is_decoded_once_and_is_the_whole_datasets(data_dir, tmp_path, monkeypatch):
+    decoded = []
+    real = datamod.encoded_images
+    monkeypatch.setattr(datamod, "encoded_images", lambda source, split: decoded.append(split) or real(source, split))
+    test, copy = datamod.load_test("cifar10", data_dir, cache_dir=tmp_path / "a")
+    assert decoded == ["test"] and copy == "jpeg" and test.images.shape == (100, 3, 32, 32)
+    assert datamod.load_test("cifar10", data_dir, cache_dir=tmp_path / "a")[0].labels.equal(test.labels)
+    assert decoded == ["test"]  # the second time from its cache
+    whole = datamod.load("cifar10", data_dir, cache_dir=tmp_path / "b")
+    assert torch.equal(whole.test.images, test.images) and torch.equal(whole.test.labels, test.labels)
+    decoded.clear()
+    assert torch.equal(datamod.load_test("cifar10", data_dir, cache_dir=tmp_path / "b")[0].images, test.images)
+    assert decoded == []  # where a training cached the whole dataset, its test split is read from there
+    with pytest.raises(ConvnetsError, match="is the jpeg copy, but the run is on the official copy"):
+        datamod.load_test_copy("cifar10", "official", data_dir)
+
+
 def test_mnist_md5_mismatch_is_named(data_dir, monkeypatch):
     monkeypatch.setitem(datamod.MNIST_MD5, "t10k-labels-idx1-ubyte.gz", "0" * 32)
     with pytest.raises(ConvnetsError, match="t10k-labels-idx1-ubyte.gz is corrupted \\(md5 mismatch\\)"):
