@@ -8,7 +8,7 @@ import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_pages import fill_cifar_form, open_page, texts
+from test_pages import APP, fill_cifar_form, open_page, texts
 from test_sharing import FAST, config
 
 from convnets import sharing
@@ -139,3 +139,26 @@ def test_the_train_page_says_when_the_quota_is_reached(shared, home, monkeypatch
     assert "You have 1 of your at most 1" in at.error[0].value and len(JobManager().jobs()) == 1
     assert json.loads((jobs / f"{config().run_id}.json").read_text())["owner"] == "ana"
     assert not open_page("train", trainer=access.Trainer("ben")).warning  # another person's share is free
+
+
+@pytest.mark.parametrize(("user", "trains", "says"), [
+    ({"is_logged_in": False}, False, None),
+    ({"is_logged_in": True, "email": "Teacher@School.org"}, True, "Signed in as Teacher@School.org"),
+    ({"is_logged_in": True, "email": "student@school.org"}, False, "who is not one of the trainers"),
+])
+def test_with_an_identity_provider_only_a_signed_in_trainer_trains(shared, monkeypatch, user, trains, says):
+    """st.login's path (an [auth] provider in secrets.toml): the provider's answer, as AppTest's ``user`` gives it,
+    decides; the trainers are named by email, in any case."""
+    monkeypatch.setenv("CONVNETS_TRAINERS", "teacher@school.org")
+    monkeypatch.setattr(access, "oidc", lambda: True)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.user.clear()
+    at.user.update(user)
+    at.switch_page("../pages/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    sidebar = [b.label for b in at.sidebar.button]
+    assert sidebar == (["Sign out"] if user["is_logged_in"] else ["Sign in"])
+    assert ("Train" in [b.label for b in at.main.button]) == trains
+    assert bool([w for w in at.text_input if w.key == "data_dir"]) == trains  # the data folder: the trainer's
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert says is None or says in captions
