@@ -12,8 +12,8 @@ import streamlit as st  # noqa: E402
 from dashboard import study_table  # noqa: E402 - without PyTorch
 
 st.set_page_config(page_title="convnets", page_icon="🧠", layout="wide")
-if not study_table.loaded():  # a fresh server: the study's table now, then PyTorch and the models, then the app
-    study_table.first_paint("study")
+# A fresh server: the study's table now, then PyTorch and the models, then the app (a rerun over the study's head)
+if not study_table.loaded() and study_table.first_paint("study"):
     st.rerun()
 
 from convnets.datasets import default_home  # noqa: E402

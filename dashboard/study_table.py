@@ -77,9 +77,11 @@ def loaded() -> bool:
     return all(name in sys.modules for name in HEAVY)
 
 
-def first_paint(default_page: str) -> None:
+def first_paint(default_page: str) -> bool:
     """A fresh server's first run: the study's head at once where the study page is asked for (the default page,
-    ``default_page`` its URL name), then the heavy modules loaded under a spinner; the caller reruns the app."""
+    ``default_page`` its URL name), then the heavy modules loaded under a spinner. Returns whether the head was
+    drawn, for the caller to rerun the app over it (a rerun goes to the default page, so any other page asked for
+    goes on in this run instead: a link to /draw on a fresh server must not land on the study)."""
     asked = urlparse(st.context.url or "").path.rstrip("/").rsplit("/", 1)[-1]
     rows = rows_from_results(default_zoo_dir()) if asked in ("", default_page) else None
     if rows is not None:
@@ -87,3 +89,4 @@ def first_paint(default_page: str) -> None:
     with st.spinner("Loading PyTorch and the models (once, when the dashboard starts)…"):
         for name in HEAVY:
             __import__(name)
+    return rows is not None

@@ -39,3 +39,21 @@ def test_a_fresh_server_shows_the_studys_title_and_table_first(tmp_path):
     assert [row.split("\t")[0].strip() for row in rows] == nets
     assert all("%" not in row and row.count(".") >= 3 for row in rows)  # study, ours and ≈ official figures
     print(f"first paint: title {title:.2f} s, study table {shown:.2f} s after the server answered")
+
+
+def test_a_link_to_another_page_on_a_fresh_server_opens_that_page(tmp_path):
+    """The first paint reruns the app only over the study's head: a rerun goes to the default page, so a class
+    given a link to /draw on a server just started would all land on the study (bench/class_load.py found it)."""
+    from playwright.sync_api import sync_playwright
+
+    env = {**os.environ, "CONVNETS_HOME": str(tmp_path / "home"), "CONVNETS_OFFLINE": "1"}
+    env.pop("CONVNETS_ZOO", None)
+    with open(tmp_path / "streamlit.log", "wb") as log, serving(env, log, start_timeout=120) as (_, url), \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{url}/draw")
+        page.locator("h1").filter(has_text="Draw a digit").wait_for(timeout=60_000)
+        assert page.url.rstrip("/").endswith("/draw")
+        assert page.locator("h1").filter(has_text="The study").count() == 0
+        browser.close()
