@@ -3,12 +3,15 @@ formatting and the prediction cards, so each page file stays a short layout of t
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from PIL import ImageFont
 
 from convnets.compare import predictions_of
 from convnets.data import default_data_dir
@@ -22,6 +25,7 @@ from convnets.store import RunStore
 from dashboard import figures
 
 ROOT = Path(__file__).resolve().parent.parent
+FONTS = Path(st.__file__).parent / "static" / "static" / "media"  # the fonts the browser draws the pages in
 ALL = "all"
 RUN_PARAM = "run"  # the query parameter that preselects a run on the result pages
 OTHER_RUN_PARAM = "vs"  # and the run that Compare sets beside it
@@ -176,13 +180,33 @@ def table_height(rows: int, most: int = 25) -> int:
     return 35 * (min(rows, most) + 1) + 3
 
 
+@functools.cache
+def _font(size: int, weight: int) -> ImageFont.FreeTypeFont | None:
+    """Source Sans, the font the pages are drawn in, from Streamlit's own static files; None should a version of
+    Streamlit ship it under another name."""
+    found = next(FONTS.glob("SourceSansVF-Upright*"), None)
+    if found is None:
+        return None
+    font = ImageFont.truetype(str(found), size)
+    font.set_variation_by_axes([weight])
+    return font
+
+
+def text_width(texts: Iterable[object], size: int = 14, bold: bool = False) -> int:
+    """The width in pixels of the longest of ``texts`` on one line at a font size of ``size`` pixels, measured in
+    the pages' own font (or, without it, at a generous 0.55 em a character): what a label or a column must give a
+    name so that it is not cut or broken inside a word."""
+    font = _font(size, 700 if bold else 400)
+    widths = [font.getlength(str(t)) if font else 0.55 * size * len(str(t)) for t in texts]
+    return math.ceil(max(widths, default=0))
+
+
 def column_width(values: Iterable[object], label: str) -> int:
-    """The width in pixels at which an ``st.dataframe`` column shows its label and every value uncut: its 14 px
-    font runs under 6.5 px a character (Source Sans; a digit 7), its cells have 8.5 px of padding either side.
-    Set where a column's values differ in length: the grid sizes a column by its first rows only, and cuts the
-    longer names further down ("ref_lenet_mni")."""
-    longest = max((len(str(v)) for v in values), default=0)
-    return round(6.5 * max(longest, len(label)) + 17)
+    """The width in pixels at which an ``st.dataframe`` column shows its label and every value uncut (its 14 px
+    font, 8.5 px of padding either side of a cell, a pixel or two to spare). Set where a column's values differ in
+    length: the grid sizes a column by its first rows only, and cut the longer names further down
+    ("ref_lenet_mni")."""
+    return text_width([*values, label]) + 20
 
 
 def plural(count: int, noun: str) -> str:

@@ -12,11 +12,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from convnets.predict import Prediction
-from dashboard.tables import KINDS, OFFICIAL
+from dashboard.tables import KINDS, NET, OFFICIAL
 
 STATIC = {"displayModeBar": False}  # small charts: hover is enough, the toolbar only covers them
 PALETTE = px.colors.qualitative.Plotly
+# Past the palette's ten colours a run's line takes another dash and marker: twelve runs, twelve looks.
+DASHES = ("solid", "dash", "dot", "dashdot")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up")
 ACCENT, MUTED = "#3f51b5", "#c5cae9"
+CHOSEN = "#ff6f00"  # the outline of the chosen cell of a confusion matrix
 CURVE_X = {"epoch": "epoch", "wall_seconds": "training time (s, wall clock)"}
 _METRICS = (("loss", ".4f"), ("accuracy", ".2%"))
 
@@ -32,6 +36,7 @@ PUBLISHED_SYMBOLS = {"paper": "circle-open", "study": "diamond-open"}
 KIND_SYMBOLS = {KINDS["paper"]: "circle", KINDS["reference"]: "diamond", KINDS["modern"]: "star"}
 OTHER_SYMBOLS = ["square", "triangle-up", "cross", "x", "pentagon"]
 ROW_HEIGHT = 190
+AXIS_FOOT = 56  # pixels below a chart's plotting area for its tick labels and axis title, above the legend
 
 
 def device_order(devices: Sequence[str]) -> list[str]:
@@ -66,17 +71,14 @@ def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str,
         facet_col="Dataset" if several else None, facet_col_spacing=0.06,
         facet_row="Device" if by_device else None, facet_row_spacing=spacing,
         category_orders={"Device": rows, "Dataset": datasets, "Marker": list(markers)}, hover_data=hover,
+        hover_name=NET if NET in ours else None,
         labels={x: x_title, OFFICIAL: "≈ official (%)" if by_device else "test accuracy, ≈ official (%)",
                 "Marker": ""},
     )
     fig.update_traces(marker={"size": 12, "line": {"width": 1, "color": "white"}})
-    fig.update_layout(legend_title_text="family, marker")
     fig.for_each_trace(lambda t: t.update(marker={"size": 14, "line": {"width": 2}})
                        if "figure" in t.name else None)
-    # The legend a family at a time, its kinds of net before the published figures, whatever row a trace is in.
-    families, shapes = list(dict.fromkeys(ours["Family"])), list(markers)
-    fig.for_each_trace(lambda t: t.update(legendrank=1 + len(shapes) * families.index(t.name.split(", ", 1)[0])
-                                          + shapes.index(t.name.split(", ", 1)[1])))
+    legend = _legends(fig, [m for m in markers if m in set(ours["Marker"])], markers)
     # Room beyond the extreme points, so that no marker sits on a panel's edge beside the next panel's labels.
     low, high = ours[x].min(), ours[x].max()
     if low > 0:  # False for NaN too: no figure to frame then
@@ -97,7 +99,36 @@ def accuracy_scatter(frame: pd.DataFrame, x: str, log_x: bool, x_title: str,
                                                    yanchor="bottom") if a.textangle == 90
                                 else a.update(yshift=20, font={"size": 14}))  # a dataset's, above its first device's
     top = (50 + 20 * several) if by_device else 30
-    return _compact(fig, 80 + ROW_HEIGHT * len(rows) if by_device else 420, top=top)
+    _compact(fig, legend + (80 + ROW_HEIGHT * len(rows) if by_device else 420), top=top)
+    fig.update_layout(margin_b=legend + AXIS_FOOT)
+    return fig
+
+
+LEGEND_TITLE, LEGEND_ENTRY = 24, 19  # pixels: a legend group's title and each of its entries
+
+
+def _legends(fig: go.Figure, shown: list[str], markers: dict[str, str]) -> int:
+    """One short legend under the chart, two columns: the families' colours and the shapes (the kind of net, ours
+    filled and the published figures open), in place of an entry per pair of them, which made a column of some
+    twenty entries in a box that scrolled. Returns its height in pixels."""
+    colours = {}
+    for trace in fig.data:
+        colours.setdefault(trace.name.split(", ", 1)[0], trace.marker.color)
+    fig.update_traces(showlegend=False)
+    for family, colour in colours.items():
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=family, legendgroup="family",
+                                 legendgrouptitle_text="family", marker={"color": colour, "size": 12,
+                                                                          "symbol": "square"}))
+    for marker in shown:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=marker, legendgroup="marker",
+                                 legendgrouptitle_text="marker",
+                                 marker={"color": "#616161", "size": 12, "symbol": markers[marker],
+                                         "line": {"width": 2, "color": "#616161"}}))
+    # At the foot of the figure, below the axis titles, in a margin as tall as its longer column of entries.
+    fig.update_layout(legend={"orientation": "h", "xref": "container", "x": 0.01, "xanchor": "left",
+                              "yref": "container", "y": 0, "yanchor": "bottom", "title_text": "",
+                              "itemclick": False, "itemdoubleclick": False})
+    return LEGEND_TITLE + LEGEND_ENTRY * max(len(colours), len(shown))
 
 
 def training_curves(histories: Sequence[tuple[str, list[dict]]], x: str = "epoch", height: int = 420) -> go.Figure:
@@ -127,17 +158,45 @@ def training_curves(histories: Sequence[tuple[str, list[dict]]], x: str = "epoch
     return _compact(fig, height)
 
 
-def confusion(matrix: list[list[int]], classes: list[str], normalised: bool) -> go.Figure:
-    """Rows are the true classes; normalised rows read as 'of the true Xs, this share was called Y'."""
+def confusion(matrix: list[list[int]], classes: list[str], normalised: bool,
+              chosen: tuple[int, int] | None = None) -> go.Figure:
+    """Rows are the true classes; normalised rows read as 'of the true Xs, this share was called Y'.
+
+    A heatmap's cells cannot be selected by a click (plotly.js selects points, and a heatmap has none), so an
+    invisible marker sits on each cell: with ``st.plotly_chart(on_select=..., selection_mode="points")`` a click
+    selects the marker of its cell, whose ``point_index`` is true class × classes + predicted class
+    (``clicked_cell``). ``chosen`` (true, predicted) is outlined."""
     values = np.asarray(matrix, dtype=float)
     if normalised:
         values = values / values.sum(axis=1, keepdims=True).clip(min=1)
     fig = px.imshow(values, x=classes, y=classes, color_continuous_scale="Blues", aspect="equal",
                     text_auto=".2f" if normalised else ".0f",
                     labels={"x": "predicted", "y": "true", "color": "share" if normalised else "images"})
-    fig.update_xaxes(type="category", side="top")
-    fig.update_yaxes(type="category")
-    return _compact(fig, 520, top=60)
+    fig.update_traces(hoverinfo="skip", hovertemplate=None)  # the markers below answer instead
+    n = len(classes)
+    counts = np.asarray(matrix)
+    fig.add_trace(go.Scatter(
+        x=[classes[i % n] for i in range(n * n)], y=[classes[i // n] for i in range(n * n)], mode="markers",
+        marker={"size": 1, "opacity": 0}, selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}},
+        customdata=[counts[i // n, i % n] for i in range(n * n)], showlegend=False,
+        hovertemplate="true %{y}, predicted %{x}: %{customdata:,} images (click: show them)<extra></extra>"))
+    if chosen is not None:
+        true, predicted = chosen
+        fig.add_shape(type="rect", x0=predicted - 0.5, x1=predicted + 0.5, y0=true - 0.5, y1=true + 0.5,
+                      line={"color": CHOSEN, "width": 3})
+    # Every class named, a click anywhere in a cell taken by the marker at its centre, and no dragging the matrix
+    # about (a chart whose points can be selected pans on a drag).
+    fig.update_xaxes(type="category", side="top", tickmode="linear", dtick=1, fixedrange=True)
+    fig.update_yaxes(type="category", tickmode="linear", dtick=1, fixedrange=True)
+    fig.update_layout(hoverdistance=-1)
+    return _compact(fig, 460, top=60)
+
+
+def clicked_cell(selection: dict, classes: int) -> tuple[int, int] | None:
+    """The (true, predicted) cell that a click on ``confusion``'s chart chose, from its selection state."""
+    points = selection.get("points") or []
+    index = points[0].get("point_index") if points else None
+    return None if index is None else divmod(int(index), classes)
 
 
 def per_class_accuracy(per_class: dict[str, float]) -> go.Figure:
@@ -209,14 +268,20 @@ def reliability(calibrations: Sequence[tuple[str, dict]], height: int = 440) -> 
     return _compact(fig, height, top=40)
 
 
+def run_look(i: int) -> dict:
+    """The line and marker of the i-th run of a chart of runs: a colour each up to the palette's ten, then the
+    colours again with another dash and marker, so that no two runs of forty look alike."""
+    turn = i // len(PALETTE) % len(DASHES)
+    return {"line": {"color": PALETTE[i % len(PALETTE)], "dash": DASHES[turn]}, "marker": {"symbol": SYMBOLS[turn]}}
+
+
 def robustness(rows: Sequence[tuple[str, dict]], corruption: str | None = None, height: int = 380) -> go.Figure:
     """Accuracy against severity (0: clean), one line per run: under one corruption, or the mean over all."""
     fig = go.Figure()
     for i, (label, r) in enumerate(rows):
         curves = [r["accuracy"][corruption]] if corruption else list(r["accuracy"].values())
         ys = [r["clean_accuracy"], *np.mean(curves, axis=0)]
-        fig.add_trace(go.Scatter(x=list(range(len(ys))), y=ys, mode="lines+markers", name=label,
-                                 line={"color": PALETTE[i % len(PALETTE)]},
+        fig.add_trace(go.Scatter(x=list(range(len(ys))), y=ys, mode="lines+markers", name=label, **run_look(i),
                                  hovertemplate="severity %{x}: %{y:.2%}<extra>" + label + "</extra>"))
     fig.update_xaxes(title_text="severity (0: the test images as they are)", dtick=1)
     under = corruption.replace("_", " ") if corruption else "the corruptions (mean)"
@@ -229,8 +294,7 @@ def attack(rows: Sequence[tuple[str, dict]], method: str, height: int = 380) -> 
     """Accuracy against the attack's size ε (0: the test images as they are), one line per run (label, record)."""
     fig = go.Figure()
     for i, (label, r) in enumerate(rows):
-        fig.add_trace(go.Scatter(x=r["eps"], y=r["accuracy"], mode="lines+markers", name=label,
-                                 line={"color": PALETTE[i % len(PALETTE)]},
+        fig.add_trace(go.Scatter(x=r["eps"], y=r["accuracy"], mode="lines+markers", name=label, **run_look(i),
                                  hovertemplate="ε %{x}/255: %{y:.2%}<extra>" + label + "</extra>"))
     sizes = sorted({e for _, r in rows for e in r["eps"]})
     fig.update_xaxes(title_text="ε, in grey levels (/255; 0: the test images as they are)", tickvals=sizes)

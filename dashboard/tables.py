@@ -10,9 +10,9 @@ import pandas as pd
 
 from convnets.errors import ConvnetsError
 from convnets.models import ModelSpec, get_model
-from convnets.reporting import COPY_LABELS, official_equivalent
+from convnets.reporting import COPY_LABELS, official_equivalent, short_id
 from convnets.schema import State
-from convnets.zoo import STUDY_SECONDS
+from convnets.zoo import STUDY_NETS, STUDY_SECONDS
 
 if TYPE_CHECKING:  # the leaderboard, which imports this module, has no use for Captum's import time
     from convnets.explain import Layer
@@ -22,17 +22,28 @@ AT_CHANCE = "At chance"  # no better than a guess (reporting.at_chance): kept in
 ECE = "ECE %"  # expected calibration error, 15 bins
 CORRUPTED = "Corrupted %"  # mean test accuracy over the corruptions and their severities
 FLIPS = "Test flips"  # evaluated on each image and its mirror (the recipe's tta): worth about half a point
-# The columns read most come first, so that they fit a laptop's screen; the at-chance flag, rarely set and counted
-# above the table when it is, comes after them.
-LEADERBOARD_COLUMNS = ["Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %", "Δ paper",
-                       "Study %", "Δ study", ECE, CORRUPTED, "Params", "Epochs", FLIPS, AT_CHANCE, "Best %",
-                       "Best epoch", "Train s", "img/s", "Device", "Zoo", "Run"]
-PUBLISHED = ("Paper %", "Δ paper", "Study %", "Δ study")  # the published figures and our distance to them
+NET = "Net"  # what a row is called: the study's name for its nets, else the model's; what tells duplicates apart
+LEADERBOARD_COLUMNS = [NET, "Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %",
+                       "Δ paper", "Study %", "Δ study", ECE, CORRUPTED, "Params", "Epochs", "Seed", FLIPS, AT_CHANCE,
+                       "Best %", "Best epoch", "Train s", "img/s", "Device", "Zoo", "Run"]
+THEIRS, GAP = "Paper/study %", "Δ"  # the figure a net is measured against (its paper's or the study's) and the gap
+PUBLISHED = ("Paper %", "Δ paper", "Study %", "Δ study", THEIRS, GAP)  # the published figures, our distance to them
+# What the Leaderboard shows at first, narrow enough for a laptop's screen with the sidebar open (some 540 px at a
+# 1000-px-wide window): the net, ours, the published figure and the gap; the rest a group at a time on request.
+BOARD_MAIN = [NET, "Dataset", "Test acc. %", OFFICIAL, THEIRS, GAP]
+BOARD_MORE = {
+    "Calibration and robustness": [ECE, CORRUPTED, FLIPS],
+    "Training": ["Params", "Epochs", "Seed", "Best %", "Best epoch", "Train s", "img/s", "Device"],
+    "Run": ["Model", "Family", "Kind", "Data", "Zoo", "Run"],
+}
 GROUP_COLUMNS = ["Model", "Dataset", "Data", "Epochs", "Batch", "LR", "Weight decay", "n", "Test acc. %", "± std",
                  ECE, CORRUPTED, "Seeds", "Group"]
 
 
 KINDS = {"paper": "paper net", "reference": "study net", "modern": "modern net"}
+KIND_ORDER = [KINDS["reference"], KINDS["paper"], KINDS["modern"]]  # the study's nets together, first
+# The study names its nets ("ResNet-20"); its MNIST nets are named after the CIFAR-10 net of their family.
+STUDY_TITLES = {get_model(model).family: net.title for model, net in STUDY_NETS.items()}
 
 
 def _spec(model: str) -> ModelSpec | None:
@@ -40,6 +51,14 @@ def _spec(model: str) -> ModelSpec | None:
         return get_model(model)
     except ConvnetsError:  # a run of a model that has since left the registry
         return None
+
+
+def net_name(model: str) -> str:
+    """A run's name on the Leaderboard: the study's name for its nets ("ResNet-20 (study)"), else the model's."""
+    spec = _spec(model)
+    if spec is None or spec.kind != "reference" or spec.family not in STUDY_TITLES:
+        return model
+    return f"{STUDY_TITLES[spec.family]} (study)"
 
 
 def _published(model: str, dataset: str) -> tuple[float | None, float | None]:
@@ -54,14 +73,15 @@ def published_points(board: pd.DataFrame) -> pd.DataFrame:
     for (model, family, kind, dataset, params), _ in board.groupby(["Model", "Family", "Kind", "Dataset", "Params"],
                                                                    dropna=False):
         paper, reference = _published(model, dataset)
-        common = {"Model": model, "Family": family, "Kind": kind, "Dataset": dataset, "Params": params}
+        common = {NET: net_name(model), "Model": model, "Family": family, "Kind": kind, "Dataset": dataset,
+                  "Params": params}
         if paper is not None:
             rows.append({**common, OFFICIAL: _points(paper), "Train s": None, "Device": None, "Source": "paper"})
         if reference is not None:
             rows.append({**common, OFFICIAL: _points(reference), "Train s": STUDY_SECONDS.get(model),
                          "Device": "the study's GPU (Keras)", "Source": "study"})
-    return pd.DataFrame(rows, columns=["Model", "Family", "Kind", "Dataset", "Params", OFFICIAL, "Train s", "Device",
-                                       "Source"])
+    return pd.DataFrame(rows, columns=[NET, "Model", "Family", "Kind", "Dataset", "Params", OFFICIAL, "Train s",
+                                       "Device", "Source"])
 
 
 def _points(value: float | None) -> float | None:
@@ -78,7 +98,8 @@ def without_empty_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.D
 
 
 def leaderboard(summaries: list[dict]) -> pd.DataFrame:
-    """One row per finished run, accuracies in percent, best first within each dataset.
+    """One row per finished run, accuracies in percent; within each dataset the study's nets first, then the papers'
+    and the modern ones, each best first.
 
     The differences to the paper and to the study's notebooks are taken in official-data terms,
     because that is the data both were measured on.
@@ -91,6 +112,7 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
         paper, reference = _published(s["model"], s["dataset"])
         spec = _spec(s["model"])
         rows.append({
+            NET: net_name(s["model"]),
             "Model": s["model"],
             "Family": spec.family if spec else "–",
             "Kind": KINDS.get(spec.kind, spec.kind) if spec else "–",
@@ -98,6 +120,7 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
             "Params": s["params"],
             "Epochs": s["epochs"],
+            "Seed": s["seed"],
             FLIPS: s["recipe"]["tta"],
             "Test acc. %": _points(s["test_accuracy"]),
             OFFICIAL: _points(official),
@@ -117,7 +140,55 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             "Run": s["run_id"],
         })
     frame = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
-    return frame.sort_values(["Dataset", OFFICIAL], ascending=[True, False], ignore_index=True)
+    frame[NET] = _distinct(frame)
+    order = frame["Kind"].map({kind: i for i, kind in enumerate(KIND_ORDER)}).fillna(len(KIND_ORDER))
+    return (frame.assign(order=order).sort_values(["Dataset", "order", OFFICIAL], ascending=[True, True, False])
+            .drop(columns="order").reset_index(drop=True))
+
+
+# What may tell two runs of one net on one dataset apart, in the order it is named: "lenet5 · 1 ep", "· seed 1",
+# "· zoo" (the shipped run beside the user's); the short run id where none of them does.
+_DISTINCTIONS = (("Epochs", "{} ep".format), ("Seed", "seed {}".format), ("Zoo", lambda zoo: "zoo" if zoo else ""))
+
+
+def run_names(summaries: list[dict]) -> list[str]:
+    """The runs' names as the Leaderboard gives them (the study's for its nets, told apart by what differs), for
+    the pages that list or draw runs of one dataset side by side."""
+    frame = pd.DataFrame([{NET: net_name(s["model"]), "Dataset": s["dataset"], "Epochs": s["epochs"],
+                           "Seed": s["seed"], "Zoo": bool(s["zoo"]), "Run": s["run_id"]} for s in summaries],
+                         columns=[NET, "Dataset", "Epochs", "Seed", "Zoo", "Run"])
+    return _distinct(frame).tolist()
+
+
+def _distinct(frame: pd.DataFrame) -> pd.Series:
+    """The rows' names, each told apart from the other runs of its net on its dataset by what differs between them."""
+    names = frame[NET].copy()
+    for _, group in frame.groupby([NET, "Dataset"]):
+        if len(group) < 2:
+            continue
+        parts = [group[column].map(say) for column, say in _DISTINCTIONS if group[column].nunique() > 1]
+        suffixes = [[p for p in row if p] for row in zip(*parts)] if parts else [[] for _ in range(len(group))]
+        if len({tuple(s) for s in suffixes}) < len(group):
+            suffixes = [[*s, short_id(run)] for s, run in zip(suffixes, group["Run"])]
+        names[group.index] = [" · ".join([name, *s]) for name, s in zip(group[NET], suffixes)]
+    return names
+
+
+def board_view(board: pd.DataFrame) -> pd.DataFrame:
+    """The board as the Leaderboard shows it: beside each run, the one published figure it answers (the study's for
+    its nets, the paper's for the others) and the gap to it, so that both fit in two narrow columns."""
+    study = board["Kind"] == KINDS["reference"]
+    return board.assign(**{THEIRS: board["Study %"].where(study, board["Paper %"]),
+                           GAP: board["Δ study"].where(study, board["Δ paper"])})
+
+
+def board_columns(board: pd.DataFrame, more: list[str]) -> list[str]:
+    """The columns shown: the main ones (less the dataset when there is only one, plus the at-chance flag when a run
+    is), then the groups asked for, in their order, without the columns the board lacks."""
+    main = [c for c in BOARD_MAIN if c != "Dataset" or board["Dataset"].nunique() > 1]
+    main += [AT_CHANCE] if board[AT_CHANCE].any() else []
+    extra = [c for group, columns in BOARD_MORE.items() if group in more for c in columns]
+    return [c for c in dict.fromkeys(main + extra) if c in board]
 
 
 def unfinished(summaries: list[dict]) -> pd.DataFrame:
@@ -193,8 +264,8 @@ def robustness(measured: list[tuple[dict, dict]]) -> pd.DataFrame:
     """One row per run (summary, robustness record): clean and mean corrupted accuracy, then each corruption's mean
     over its severities, in percent, the most robust first."""
     rows = []
-    for s, r in measured:
-        rows.append({"Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
+    for name, (s, r) in zip(run_names([s for s, _ in measured]), measured):
+        rows.append({NET: name, "Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
                      "Clean %": _points(r["clean_accuracy"]), CORRUPTED: _points(r["mean_accuracy"]),
                      **{name: _points(float(np.mean(row))) for name, row in r["accuracy"].items()}, "Run": s["run_id"]})
     frame = pd.DataFrame(rows)
@@ -204,12 +275,12 @@ def robustness(measured: list[tuple[dict, dict]]) -> pd.DataFrame:
 def attack(attacked: list[tuple[dict, dict]]) -> pd.DataFrame:
     """One row per run (summary, attack record): its accuracy at each ε in percent, the most robust at the largest ε
     first; ε columns are named 'ε N' (N grey levels)."""
-    rows = [{"Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
+    rows = [{NET: name, "Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
              **{f"ε {e}": _points(a) for e, a in zip(r["eps"], r["accuracy"])}, "Run": s["run_id"]}
-            for s, r in attacked]
+            for name, (s, r) in zip(run_names([s for s, _ in attacked]), attacked)]
     frame = pd.DataFrame(rows)
     if not rows:
         return frame
     sizes = sorted({e for _, r in attacked for e in r["eps"]})
-    frame = frame[["Model", "Data", *(f"ε {e}" for e in sizes), "Run"]]
+    frame = frame[[NET, "Model", "Data", *(f"ε {e}" for e in sizes), "Run"]]
     return frame.sort_values(f"ε {sizes[-1]}", ascending=False, ignore_index=True)

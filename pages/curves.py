@@ -21,10 +21,12 @@ if not rows:
 by_id = {r["run_id"]: r for r in rows}
 wanted = st.query_params.get(common.RUN_PARAM)
 default = [wanted] if wanted in by_id else list(by_id)[:3]
-left, right = st.columns([4, 1], vertical_alignment="bottom")
-chosen = left.multiselect("Runs", list(by_id), default=default, format_func=lambda i: common.run_label(by_id[i]))
-x = right.segmented_control("Against", list(AGAINST), format_func=AGAINST.get, default="epoch", required=True,
-                            key="curve_x")
+# The page's width for the chosen runs, their chips wrapping onto more rows: in a column beside the axis choice
+# they stayed on one row, cut and scrolling sideways, and the choice itself was cut on a laptop.
+chosen = st.multiselect("Runs", list(by_id), default=default, format_func=lambda i: common.run_label(by_id[i]),
+                        wrap=True)
+x = st.segmented_control("Against", list(AGAINST), format_func=AGAINST.get, default="epoch", required=True,
+                         key="curve_x")
 if not chosen:
     st.info("Pick one or more runs above.")
     st.stop()

@@ -10,7 +10,10 @@ from dashboard import common, figures, samples
 
 PER_CLASS = 12
 EXAMPLE_SCALE = 2
-MEAN_SIDE = 84  # pixels a class's mean image is shown at (about): ten fit in a row
+MEAN_SIDE = 84  # pixels a class's mean image is shown at (about, at least): ten fit in a row
+CAPTION_PADDING = 8  # pixels an image's caption leaves beside its text (2 either side), and some to spare
+LABEL_SIZE = 16  # pixels: the font size of a class's bold label, before its examples
+LABEL_MOST = 240  # pixels: the widest the labels get, leaving the examples most of a laptop's page
 
 
 def another_draw(dataset: str) -> None:
@@ -37,19 +40,25 @@ def show(dataset: str) -> None:
     if not len(view.pool):
         return
 
-    title, button = st.columns([4, 1], vertical_alignment="bottom")
-    title.subheader("Examples of every class")
-    button.button("New examples", icon=":material/shuffle:", key=f"new_{dataset}", on_click=another_draw,
+    # The button beside the title at its own width: a fifth of a laptop's page cut its label.
+    with st.container(horizontal=True, horizontal_alignment="distribute", vertical_alignment="bottom"):
+        st.subheader("Examples of every class")
+        st.button("New examples", icon=":material/shuffle:", key=f"new_{dataset}", on_click=another_draw,
                   args=(dataset,))
     examples = view.examples(PER_CLASS, seed=st.session_state.get(f"examples_{dataset}", 0)) / 255
+    # A class name is never broken inside a word ("automobi-le" in a tenth of a laptop's page): its label is as
+    # wide as the longest name (a folder's very long one ends in an ellipsis), on one line, and each mean image at
+    # least as wide as its caption.
+    label_width = min(common.text_width(view.classes, LABEL_SIZE, bold=True) + 2, LABEL_MOST)
     for name, row in zip(view.classes, examples):
-        label, images = st.columns([1, 9], vertical_alignment="center")
-        label.markdown(f"**{name}**")
-        images.image(mosaic(row, PER_CLASS, scale=EXAMPLE_SCALE, gap=2))
+        with st.container(horizontal=True, vertical_alignment="center", wrap=False):
+            st.markdown(f"**{name}**", width=label_width, wrap=False)
+            st.image(mosaic(row, PER_CLASS, scale=EXAMPLE_SCALE, gap=2), width="stretch")
 
     st.subheader("The mean image of each class")
     average = [common.enlarged(np.rint(m).astype(np.uint8), MEAN_SIDE // m.shape[0]) for m in view.means]
-    st.image(average, caption=view.classes, width=average[0].shape[1])
+    side = max(average[0].shape[1], common.text_width(view.classes) + CAPTION_PADDING)
+    st.image(average, caption=view.classes, width=side)
     st.caption("Every image of the class averaged, pixel by pixel, over " + (
         "the training split." if view.full else "the sample's images."))
 

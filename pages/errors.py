@@ -10,6 +10,10 @@ from dashboard import common, downloads, explaining, figures, samples
 
 GALLERY_SCALE = 4
 SHOWN = 40  # images of a confusion-matrix cell
+CELL = ("cell_true", "cell_predicted")  # the chosen cell's select boxes, which a click on the matrix sets too
+CELL_RUN = "cell_run"  # the run whose cell they choose
+MATRIX = "confusion_matrix"  # the matrix chart's key: its selection state
+MATRIX_WIDTH, BARS_WIDTH = 500, 400  # pixels: both side by side on a wide page, one above the other on a laptop
 
 st.title("Errors")
 rows = common.finished_or_stop("Train a model to see its confusion matrix and its most confident mistakes.")
@@ -27,27 +31,40 @@ data = f"{common.dataset_label(summary['dataset'])} ({data_label(summary['datase
 st.caption(f"Test accuracy {common.pct(evaluation['test_accuracy'])} on {evaluation['test_images']:,} test images of "
            f"{data}.")
 downloads.export_button(run.run_id)
-left, right = st.columns([3, 2])
-with left:
-    st.subheader("Confusion matrix")
-    normalised = st.toggle("Share of each true class", help="Divide each row by the number of images of that class")
-    st.plotly_chart(figures.confusion(evaluation["confusion_matrix"], classes, normalised))
-with right:
-    st.subheader("Accuracy per class")
-    st.plotly_chart(figures.per_class_accuracy(evaluation["per_class_accuracy"]))
+matrix = evaluation["confusion_matrix"]
+worst = max(((t, p) for t in range(len(classes)) for p in range(len(classes)) if t != p),
+            key=lambda tp: matrix[tp[0]][tp[1]])  # the most frequent confusion, to start with
+if st.session_state.get(CELL_RUN) != run.run_id:  # another run: its own most frequent confusion first
+    st.session_state.update({CELL_RUN: run.run_id, **dict(zip(CELL, worst))})
+
+
+def choose_clicked_cell() -> None:
+    """A click on a cell of the matrix chooses it, as the two select boxes below do."""
+    clicked = figures.clicked_cell(st.session_state[MATRIX].selection, len(classes))
+    if clicked is not None:
+        st.session_state.update(zip(CELL, clicked))
+
+
+# Side by side where the page is wide enough for both, the matrix above the bars where it is not.
+with st.container(horizontal=True, wrap=True, gap="medium"):
+    with st.container(width=MATRIX_WIDTH):
+        st.subheader("Confusion matrix")
+        normalised = st.toggle("Share of each true class", help="Divide each row by the number of images of that "
+                               "class")
+        st.plotly_chart(figures.confusion(matrix, classes, normalised, tuple(st.session_state[k] for k in CELL)),
+                        key=MATRIX, on_select=choose_clicked_cell, selection_mode="points")
+        st.caption("Click a cell to see its images below.")
+    with st.container(width=BARS_WIDTH):
+        st.subheader("Accuracy per class")
+        st.plotly_chart(figures.per_class_accuracy(evaluation["per_class_accuracy"]))
 
 st.subheader("The images of one cell")
-# Chosen with two select boxes: Streamlit receives no selection from clicks on a Plotly heatmap (streamlit#8760).
 predictions = common.stored_predictions(summary)
 if predictions is not None:
-    matrix = evaluation["confusion_matrix"]
-    worst = max(((t, p) for t in range(len(classes)) for p in range(len(classes)) if t != p),
-                key=lambda tp: matrix[tp[0]][tp[1]])  # the most frequent confusion, to start with
     true_column, predicted_column = st.columns(2)
-    true = true_column.selectbox("True class", range(len(classes)), index=worst[0], format_func=classes.__getitem__,
-                                 key="cell_true")
-    predicted = predicted_column.selectbox("Predicted as", range(len(classes)), index=worst[1],
-                                           format_func=classes.__getitem__, key="cell_predicted")
+    true = true_column.selectbox("True class", range(len(classes)), format_func=classes.__getitem__, key=CELL[0])
+    predicted = predicted_column.selectbox("Predicted as", range(len(classes)), format_func=classes.__getitem__,
+                                           key=CELL[1])
     found = cell(predictions, true, predicted)
     st.caption(f"{common.plural(len(found), 'test image')} of class {classes[true]} predicted as {classes[predicted]}"
                + (f"; the {SHOWN} most confident:" if len(found) > SHOWN else ":"))
@@ -66,10 +83,10 @@ else:
     captions = [f"{classes[r['true']]} → **{classes[r['predicted']]}** ({r['confidence']:.0%})" for r in records]
     common.gallery(images[: len(records)], captions, GALLERY_SCALE)
     st.caption("Each image: its true class → what the model said, with the model's confidence.")
-    pick, go = st.columns([2, 1], vertical_alignment="bottom")
-    number = pick.selectbox("Look inside the net on mistake", range(len(records)),
-                            format_func=lambda i: f"{i + 1}: {captions[i].replace('**', '')}")
-    with go:
+    # The link beside the choice at its own width: a third of a laptop's page cut it.
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        number = st.selectbox("Look inside the net on mistake", range(len(records)),
+                              format_func=lambda i: f"{i + 1}: {captions[i].replace('**', '')}")
         explaining.link_inside("mistake", "Where each model looks",
                                **{common.RUN_PARAM: run.run_id, explaining.MISTAKE_PARAM: str(number)})
 

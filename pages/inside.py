@@ -7,17 +7,17 @@ import streamlit as st
 from convnets.attack import METHODS as ATTACKS
 from convnets.attack import perturbation_picture
 from convnets.datasets import get_dataset
-from convnets.explain import METHODS, Explainer, attacked, explain, feature_maps, first_filters, layers
+from convnets.explain import METHODS, Explainer, Layer, attacked, explain, feature_maps, first_filters, layers
 from convnets.imaging import heat_overlay, mosaic
 from dashboard import common, explaining, tables
 
 INPUT_SCALE = 6
 HEAT_SCALE = 6
-PER_ROW = 5
 OWN_ANSWER = -1  # in the class choice: each model's own answer
 MAX_MAPS = 64  # a 512-channel layer would otherwise be a wall of tiles
 TILE = 48  # on-screen pixels of a feature map or a filter, whatever its size
-GRID_WIDTH = 500  # pixels: what the column beside the layer table holds
+GRID_WIDTH = 440  # pixels: the feature maps and filters, beside the layer table on a wide page
+NUMBERS = ("Params", "FLOPs")  # the layer table's columns of counts
 METHOD_HELP = {
     "gradcam": "Grad-CAM (Selvaraju et al. 2017) on each model's last convolutional maps: the places whose features "
                "raise the class's score. As coarse as those maps (a 4×4 map makes 4×4 blobs), upsampled to the input.",
@@ -41,31 +41,42 @@ def layer_by_layer(models: list[Explainer], image: np.ndarray) -> None:
     run_id = st.selectbox("Model", list(by_id), format_func=lambda i: by_id[i].name, key="inside_model")
     model = by_id[run_id]
     stages = layers(model, image)
-    table, pictures = st.columns([2, 3], gap="large")
-    table.dataframe(tables.layer_table(stages), hide_index=True,
-                    column_config={"Params": st.column_config.NumberColumn(format="localized"),
-                                   "FLOPs": st.column_config.NumberColumn(format="localized")})
-    flops = sum(s.flops for s in stages)
-    table.caption(f"For one {image.shape[0]}×{image.shape[1]} input: {flops:,} FLOPs (a multiply-add counts two, as "
-                  "torch.utils.flop_counter counts), the normalisation in front left out.")
-    with pictures:
-        spatial = [s for s in stages if s.has_maps]
-        paths = [s.path for s in spatial]
-        kinds = {s.path: s.kind for s in spatial}
-        chosen = st.selectbox("Feature maps of layer", paths, key=f"inside_layer_{run_id}",
-                              index=paths.index(model.cam_layer) if model.cam_layer in paths else len(paths) - 1,
-                              format_func=lambda path: f"{path} · {kinds[path]}")
-        maps = feature_maps(model, image, chosen)
-        shown = maps.scaled()[:MAX_MAPS]
-        grid = tiles(shown)
-        st.image(grid, width=grid.shape[1],
-                 caption=f"{len(shown)} of the layer's {len(maps.maps)} maps ({shown.shape[1]}×{shown.shape[2]}), the "
-                         "most active first; one grey scale for the whole layer, white its highest value")
-        filters = first_filters(model)
-        grid = tiles(filters)
-        st.image(grid, width=grid.shape[1],
-                 caption=f"The first layer's {len(filters)} filters ({filters.shape[1]}×{filters.shape[2]}): grey is a "
-                         "zero weight, bright what a filter wants light, dark what it wants dark")
+    frame = tables.layer_table(stages)
+    # Each column as wide as its longest entry, the table as wide as its columns: beside the pictures where the
+    # page holds both, above them where it does not (a share of a narrow page cut the FLOPs and Params columns).
+    widths = {c: common.column_width(frame[c].map("{:,}".format) if c in NUMBERS else frame[c], c)
+              for c in frame.columns}
+    with st.container(horizontal=True, wrap=True, gap="large"):
+        with st.container(width=sum(widths.values()) + 2):
+            st.dataframe(frame, hide_index=True, column_config={
+                c: st.column_config.NumberColumn(format="localized", width=w) if c in NUMBERS
+                else st.column_config.TextColumn(width=w) for c, w in widths.items()})
+            flops = sum(s.flops for s in stages)
+            st.caption(f"For one {image.shape[0]}×{image.shape[1]} input: {flops:,} FLOPs (a multiply-add counts "
+                       "two, as torch.utils.flop_counter counts), the normalisation in front left out.")
+        with st.container(width=GRID_WIDTH):
+            _maps_and_filters(model, image, stages)
+
+
+def _maps_and_filters(model: Explainer, image: np.ndarray, stages: list[Layer]) -> None:
+    """A chosen layer's feature maps, the most active first, and the first layer's filters."""
+    spatial = [s for s in stages if s.has_maps]
+    paths = [s.path for s in spatial]
+    kinds = {s.path: s.kind for s in spatial}
+    chosen = st.selectbox("Feature maps of layer", paths, key=f"inside_layer_{model.run_id}",
+                          index=paths.index(model.cam_layer) if model.cam_layer in paths else len(paths) - 1,
+                          format_func=lambda path: f"{path} · {kinds[path]}")
+    maps = feature_maps(model, image, chosen)
+    shown = maps.scaled()[:MAX_MAPS]
+    grid = tiles(shown)
+    st.image(grid, width=grid.shape[1],
+             caption=f"{len(shown)} of the layer's {len(maps.maps)} maps ({shown.shape[1]}×{shown.shape[2]}), the "
+                     "most active first; one grey scale for the whole layer, white its highest value")
+    filters = first_filters(model)
+    grid = tiles(filters)
+    st.image(grid, width=grid.shape[1],
+             caption=f"The first layer's {len(filters)} filters ({filters.shape[1]}×{filters.shape[2]}): grey is a "
+                     "zero weight, bright what a filter wants light, dark what it wants dark")
 
 
 ATTACK_SIZES = (1, 2, 4, 8, 16, 32)  # grey levels
@@ -133,12 +144,14 @@ with controls:
 explained = explain(models, [subject.image], method, None if picked == OWN_ANSWER else picked)[0]
 
 st.subheader("Where each model looks")
-with st.container(key="heatmaps"):
-    for start in range(0, len(explained), PER_ROW):
-        for column, x in zip(st.columns(PER_ROW), explained[start : start + PER_ROW]):
-            p = x.prediction
-            column.image(heat_overlay(subject.image, x.heatmap, HEAT_SCALE),
-                         caption=f"{p.name}: {p.class_name} ({p.probability:.0%}) · evidence for {x.target_name}")
+# Each heat map at its own size, as many to a row as the page holds: a fifth of a laptop's page broke the run names
+# under them inside a word ("ref_lenet_mnis-t").
+with st.container(key="heatmaps", horizontal=True, wrap=True):
+    for x in explained:
+        p = x.prediction
+        heat = heat_overlay(subject.image, x.heatmap, HEAT_SCALE)
+        st.image(heat, width=heat.shape[1],
+                 caption=f"{p.name}: {p.class_name} ({p.probability:.0%}) · evidence for {x.target_name}")
 
 st.subheader("Every model's answer")  # as the Draw page shows digits, and the Photo page photos
 common.prediction_cards([x.prediction for x in explained], top=None if get_dataset(subject.dataset).digits else 3)

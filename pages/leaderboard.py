@@ -6,10 +6,12 @@ from convnets.reporting import JPEG_COST
 from convnets.zoo import SIZE_BUDGET, too_big, train_command, untrained
 from dashboard import common, downloads, figures, tables
 
+CARD_WIDTH = 260  # pixels: a best card's title, figure and caption ("… · ≈ 94.58% official") uncut
+
 st.title("Leaderboard")
 dataset = common.dataset_filter()
 rows = [s for s in common.summaries() if dataset in (None, s.get("dataset"))]
-board = tables.leaderboard(rows)
+board = tables.board_view(tables.leaderboard(rows))
 if dataset is not None and not board.empty:  # one dataset: no paper or study columns where it has no such figures
     board = tables.without_empty_columns(board, tables.PUBLISHED)
 stragglers = tables.unfinished(rows)
@@ -30,44 +32,55 @@ else:
                                    "the table and left out of the best scores unless you count them")
     ranked = board if counted else board[~board[tables.AT_CHANCE]]
     best = ranked.loc[ranked.groupby("Dataset")[tables.OFFICIAL].idxmax()]
-    for column, (_, row) in zip(st.columns(4), best.iterrows()):
-        # The model goes in the caption: a card a quarter of the page wide truncates a label past ~20 characters.
-        column.metric(f"Best on {common.dataset_label(row['Dataset'])}", f"{row['Test acc. %']:.2f}%", border=True,
-                      help=row["Run"])
-        data = f"JPEG copy · ≈ {row[tables.OFFICIAL]:.2f}% official" if row["Data"] == "JPEG copy" else (
-            "official data" if row["Data"] == "official" else row["Data"])
-        column.caption(f"**{row['Model']}** · {data}")
+    # Cards of one width side by side, wrapping on a narrow screen, rather than a quarter of the page each, which
+    # cuts a card's title and figure on a laptop.
+    with st.container(horizontal=True, wrap=True):
+        for _, row in best.iterrows():
+            with st.container(width=CARD_WIDTH):
+                st.metric(f"Best on {common.dataset_label(row['Dataset'])}", f"{row['Test acc. %']:.2f}%",
+                          border=True, help=row["Run"])
+                data = f"JPEG copy · ≈ {row[tables.OFFICIAL]:.2f}% official" if row["Data"] == "JPEG copy" else (
+                    "official data" if row["Data"] == "official" else row["Data"])
+                st.caption(f"**{row[tables.NET]}** · {data}")
 
-    # Narrow columns and a pinned model name: the board has some twenty columns, and the ones read most (ours, the
-    # published figures and the differences) should fit a laptop's screen without scrolling.
+    more = st.pills("More columns", list(tables.BOARD_MORE), selection_mode="multi", key="board_more",
+                    help="The table shows each run beside the figure it answers; these add the rest, a group at a "
+                    "time (the table then scrolls sideways on a narrow screen, the net's name staying in view)")
     number = st.column_config.NumberColumn
-    st.dataframe(board, hide_index=True, placeholder="–", height=common.table_height(len(board)), column_config={
-        "Model": st.column_config.TextColumn(pinned=True),
-        "Dataset": st.column_config.TextColumn(width=65),
+    st.dataframe(board, hide_index=True, placeholder="–", height=common.table_height(len(board)), width="content",
+                 column_order=tables.board_columns(board, more), column_config={
+        tables.NET: st.column_config.TextColumn(pinned=True, width=common.column_width(board[tables.NET], "Net"),
+                                                help="The study's name for its nets, the model's for the others; "
+                                                "two runs of one net are told apart by their epochs, seed, the zoo "
+                                                "or their run id"),
+        "Dataset": st.column_config.TextColumn(width=common.column_width(board["Dataset"], "Dataset")),
+        "Test acc. %": number("Test %", format="%.2f", help="Test accuracy, measured on the run's own test data"),
+        tables.OFFICIAL: number("≈ official", format="%.2f", help=f"Test accuracy in official-data terms, in %: "
+                                f"JPEG-copy runs + {cost} points (what the copy costs); runs on the official data "
+                                "as they are"),
+        tables.THEIRS: number("Paper/study", format="%.2f", help="The figure the net answers, in %: the study's "
+                              "Keras notebooks' for the study's nets (The study page), the paper's for the others"),
+        tables.GAP: number(format="%+.2f", help="≈ official minus the paper's or the study's figure, in points"),
         "Data": st.column_config.TextColumn(width="small"),
-        "Params": number(format="compact", width="small"),
-        "Test acc. %": number(format="%.2f", width=88, help="Measured on the run's own test data"),
-        tables.OFFICIAL: number(format="%.2f", width=95, help=f"JPEG-copy runs + {cost} points (what the copy "
-                                "costs); runs on the official data as they are"),
-        tables.AT_CHANCE: st.column_config.CheckboxColumn(width="small", help="No better than a guess (under 1 / "
-                                                          "classes + 2 points): the run learned nothing"),
-        "Paper %": number(format="%.2f", width=70),
-        "Study %": number(format="%.2f", width=70, help="The study's Keras notebooks (The study page)"),
-        "Δ paper": number(format="%+.2f", width=70, help="≈ official minus paper, in points"),
-        "Δ study": number(format="%+.2f", width=70, help="≈ official minus the study's figure, in points"),
-        tables.ECE: number(format="%.2f", width="small", help="Expected calibration error (15 bins): how far "
-                           "confidence is from accuracy, on average; 0 is honest"),
-        tables.CORRUPTED: number(format="%.2f", width=95, help="Test accuracy under the corruptions, mean over "
-                                 "corruptions and severities (Robustness page)"),
-        "Epochs": number(width="small"),
-        tables.FLIPS: st.column_config.CheckboxColumn(width="small", help="Test accuracy measured on each image and "
-                                                      "its mirror, averaged (test-time augmentation): about half a "
-                                                      "point more than on the images alone"),
-        "Best %": number(format="%.2f", width="small", help="Best test accuracy over the epochs"),
-        "Best epoch": number(width="small"),
-        "Train s": number(format="%.1f", width="small"),
-        "img/s": number(format="%,.0f", width="small"),
-        "Zoo": st.column_config.CheckboxColumn(width="small", help="Shipped with the project (zoo/), read-only"),
+        "Params": number(format="compact"),
+        tables.AT_CHANCE: st.column_config.CheckboxColumn(help="No better than a guess (under 1 / classes + 2 "
+                                                          "points): the run learned nothing"),
+        "Paper %": number(format="%.2f"),
+        "Study %": number(format="%.2f", help="The study's Keras notebooks (The study page)"),
+        "Δ paper": number(format="%+.2f", help="≈ official minus paper, in points"),
+        "Δ study": number(format="%+.2f", help="≈ official minus the study's figure, in points"),
+        tables.ECE: number(format="%.2f", help="Expected calibration error (15 bins): how far confidence is from "
+                           "accuracy, on average; 0 is honest"),
+        tables.CORRUPTED: number(format="%.2f", help="Test accuracy under the corruptions, mean over corruptions and "
+                                 "severities (Robustness page)"),
+        tables.FLIPS: st.column_config.CheckboxColumn(help="Test accuracy measured on each image and its mirror, "
+                                                      "averaged (test-time augmentation): about half a point more "
+                                                      "than on the images alone"),
+        "Best %": number(format="%.2f", help="Best test accuracy over the epochs"),
+        "Train s": number(format="%.1f"),
+        "img/s": number(format="%,.0f"),
+        "Zoo": st.column_config.CheckboxColumn(help="Shipped with the project (zoo/), read-only"),
+        "Run": st.column_config.TextColumn(width=common.column_width(board["Run"], "Run")),
     })
     if (board["Data"] == "JPEG copy").any():
         st.caption(f"CIFAR-10 runs on the **JPEG copy** score about {cost} points lower than on the official "
@@ -84,10 +97,10 @@ else:
         if entry not in shippable:
             st.caption(f"{entry.model} ({entry.dataset}) is too big for the shipped zoo's {SIZE_BUDGET / 2**20:.0f} "
                        f"MiB and not in your store: `{train_command(entry)}` trains it there with the zoo's recipe.")
-    csv, report = st.columns([1, 5])
-    csv.download_button("Download CSV", board.to_csv(index=False), file_name="leaderboard.csv", mime="text/csv",
-                        icon=":material/download:")
-    with report:
+    with st.container(horizontal=True):
+        st.download_button("Download CSV", board.drop(columns=[tables.THEIRS, tables.GAP], errors="ignore")
+                           .to_csv(index=False), file_name="leaderboard.csv", mime="text/csv",
+                           icon=":material/download:")
         downloads.report_button(dataset)
 
     published = tables.published_points(board)

@@ -1,6 +1,7 @@
 """Robustness: each run's test accuracy under common corruptions at five severities, and under adversarial attacks
 of growing size, stored with the run."""
 
+import pandas as pd
 import streamlit as st
 
 from convnets.attack import EPS, METHODS, PGD_STEP, PGD_STEPS, attack_of
@@ -17,16 +18,33 @@ ATTACKS = {"fgsm": "FGSM (Goodfellow et al. 2015): one step of ε along the sign
                   "of the image"}
 
 
+def run_columns(table: pd.DataFrame) -> dict:
+    """The columns that say which run a row is, pinned and as wide as their longest entry, so that the figures
+    scroll beside them on a narrow screen: the run's name (as the chart's legend and the Leaderboard give it) and
+    the data it was measured on."""
+    name = st.column_config.TextColumn("Run", pinned=True, width=common.column_width(table[tables.NET], "Run"),
+                                       help="The net, told apart from its other runs by epochs, seed, the zoo or "
+                                       "the run id, as on the Leaderboard")
+    return {tables.NET: name,
+            "Data": st.column_config.TextColumn(pinned=True, width=common.column_width(table["Data"], "Data"))}
+
+
 def adversarial(runs: list[dict], store: RunStore) -> None:
     """The tab of accuracy against the size of an adversarial attack, and the runs not yet attacked."""
     method = st.segmented_control("Attack", list(METHODS), format_func=METHODS.get, default="fgsm", required=True,
                                   key="attack_method")
     attacked = [(r, found) for r in runs if (found := store.require(r["run_id"]).attack(method)) is not None]
     if attacked:
-        st.plotly_chart(figures.attack([(common.run_label(s), a) for s, a in attacked], METHODS[method]))
         table = tables.attack(attacked)
-        st.dataframe(table, hide_index=True, height=common.table_height(len(table)), column_config={
-            c: st.column_config.NumberColumn(f"{c}/255 %", format="%.2f") for c in table.columns if c[0] == "ε"})
+        st.plotly_chart(figures.attack(list(zip(tables.run_names([s for s, _ in attacked]),
+                                                [a for _, a in attacked])), METHODS[method]))
+        sizes = [c for c in table.columns if c[0] == "ε"]
+        st.dataframe(table, hide_index=True, height=common.table_height(len(table)),
+                     column_order=[tables.NET, "Data", *sizes], column_config={
+                         **run_columns(table),
+                         **{c: st.column_config.NumberColumn(format="%.2f", help=f"Test accuracy in %, the "
+                                                             f"pixels moved by up to {c[2:]} grey levels of 255")
+                            for c in sizes}})
         first = attacked[0][1]
         st.caption(f"Each run is attacked on the same {first['subset']:,} test images as the corruptions, each image "
                    f"on its own, by {ATTACKS[method]}, untargeted, on the cross-entropy of its label (Captum's "
@@ -75,9 +93,12 @@ with corruptions_tab:
         choice = st.segmented_control("Corruption", [MEAN, *names(dataset)], default=MEAN, required=True,
                                       format_func=lambda c: c.replace("_", " "), key="robustness_corruption")
         corruption = None if choice == MEAN else choice
-        st.plotly_chart(figures.robustness([(common.run_label(s), r) for s, r in measured], corruption))
         table = tables.robustness(measured)
-        st.dataframe(table, hide_index=True, height=common.table_height(len(table)), column_config={
+        st.plotly_chart(figures.robustness(list(zip(tables.run_names([s for s, _ in measured]),
+                                                    [r for _, r in measured])), corruption))
+        st.dataframe(table, hide_index=True, height=common.table_height(len(table)),
+                     column_order=[tables.NET, "Data", "Clean %", tables.CORRUPTED, *names(dataset)], column_config={
+            **run_columns(table),
             "Clean %": st.column_config.NumberColumn(format="%.2f", help="The same test images, uncorrupted"),
             tables.CORRUPTED: st.column_config.NumberColumn(format="%.2f", help="Mean over the corruptions and their "
                                                             "severities 1-5: the Leaderboard's column"),

@@ -146,8 +146,11 @@ def test_accuracy_charts_pair_each_kind_with_its_published_shape_and_keep_device
     published = tables.published_points(board)
     assert set(published["Source"]) == {"paper", "study"}
 
-    def shapes(fig):  # legend entry ("family, marker") -> marker symbol
-        return {t.name.split(", ", 1)[1]: t.marker.symbol for t in fig.data}
+    def points(fig):  # the traces of points, named "family, marker"; the legend's entries name one of them
+        return [t for t in fig.data if ", " in t.name]
+
+    def shapes(fig):  # kind of point -> marker symbol
+        return {t.name.split(", ", 1)[1]: t.marker.symbol for t in points(fig)}
 
     by_size = figures.accuracy_scatter(board, "Params", True, "parameters", published=published)
     # Sorting the kinds would give "modern net" the circle: each kind keeps its published figure's shape instead.
@@ -160,7 +163,7 @@ def test_accuracy_charts_pair_each_kind_with_its_published_shape_and_keep_device
     assert [a.text for a in titles] == ["cuda (NVIDIA H200), bf16", "the study's GPU (Keras)",
                                         "cpu (2 threads), bf16", "cpu (2 threads), fp32"]
     assert {a.textangle for a in titles} == {0}
-    for trace in by_time.data:  # every point lies in its device's row (the hover's Device), within its scale
+    for trace in points(by_time):  # every point lies in its device's row (the hover's Device), within its scale
         axis = by_time.layout["yaxis" + trace.yaxis[1:]]
         title = next(a for a in titles if axis.domain[0] <= a.y <= axis.domain[1] + 0.01)
         assert {device for _, _, device, *_ in trace.customdata} == {title.text}
