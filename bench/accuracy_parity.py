@@ -11,12 +11,11 @@ Parity means the engine's final test accuracy lies within the spread between the
         --weight-decay 5e-4 --label-smoothing 0.1 --seeds 0 1 --sides plain engine --data-dir ../shared/data
 """
 
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what `import convnets` sets; it must precede torch's import
+import convnets  # noqa: E402, F401 - its OpenMP settings (convnets/__init__.py) first  # isort: skip
 
 import argparse
 import json
@@ -30,7 +29,6 @@ import torch.nn.functional as F
 import torchvision.transforms.v2 as T
 from torch.utils.data import DataLoader
 
-import convnets  # noqa: F401 - the package's environment settings apply
 from convnets import data as datamod
 from convnets.config import RunConfig
 from convnets.device import describe_device, pick_device

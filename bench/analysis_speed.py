@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what `import convnets` sets; it must precede torch's import
+import convnets  # noqa: E402, F401 - its OpenMP settings (convnets/__init__.py) first  # isort: skip
 
 import argparse
 import json
@@ -25,7 +25,6 @@ import time
 
 import torch
 
-import convnets  # noqa: F401 - the package's environment settings apply
 from convnets import corruptions, robustness
 from convnets import data as datamod
 from convnets.device import describe_device, native_bf16

@@ -10,12 +10,11 @@ has maps, in every model. The input is an image of the sample shipped with the c
     python bench/explain_speed.py [--repeats 15] [--json]
 """
 
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what `import convnets` sets; it must precede torch's import
+import convnets  # noqa: E402, F401 - its OpenMP settings (convnets/__init__.py) first  # isort: skip
 
 import argparse
 import json
@@ -24,7 +23,6 @@ import time
 
 import torch
 
-import convnets  # noqa: F401 - the package's environment settings apply
 from convnets.device import describe_device
 from convnets.explain import Explainer, explain, feature_maps, layers
 from convnets.overview import read_sample

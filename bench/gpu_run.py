@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what `import convnets` sets; it must precede torch's import
+import convnets  # noqa: E402, F401 - its OpenMP settings (convnets/__init__.py) first  # isort: skip
 
 import argparse
 import datetime

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what `import convnets` sets; it must precede torch's import
+import convnets  # noqa: E402, F401 - its OpenMP settings (convnets/__init__.py) first  # isort: skip
 
 import argparse
 import io
@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-import convnets  # noqa: F401 - the package's environment settings apply
 from convnets import data as datamod
 from convnets.config import RunConfig
 from convnets.device import describe_device, pick_device

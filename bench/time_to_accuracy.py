@@ -14,12 +14,11 @@ subtracts that cost when the data is the JPEG copy; every CIFAR-10 figure printe
         [--target T | --official-target T] [--data-dir ../shared/data] [--device D] [--epochs N] [--max-epochs N]
 """
 
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what `import convnets` sets; it must precede torch's import
+import convnets  # noqa: E402, F401 - its OpenMP settings (convnets/__init__.py) first  # isort: skip
 
 import argparse
 import contextlib
@@ -28,7 +27,6 @@ import tempfile
 import time
 from collections.abc import Callable
 
-import convnets  # noqa: F401 - the package's environment settings apply
 from convnets import data as datamod
 from convnets.config import RunConfig
 from convnets.device import describe_device, pick_device

@@ -22,8 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# What `import convnets` sets (before torch loads, so OpenMP sees it): set here first, so both sides share it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import convnets  # noqa: E402, F401 - its OpenMP settings (convnets/__init__.py) first  # isort: skip
 
 import argparse
 import datetime
@@ -45,7 +44,6 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-import convnets  # noqa: F401 - the package's environment settings (OMP_WAIT_POLICY) apply to both sides
 from convnets import data as datamod
 from convnets import train as trainmod
 from convnets.config import Recipe, RunConfig
@@ -476,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {name: choose_plan(name, plans, device, args.steps, args.batch_size) for name in args.models or plans}
     workers = args.workers if args.workers is not None else (2 if device.type == "cpu" else 8)
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
-    log(f"device: {describe_device(device)}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+    log(f"device: {describe_device(device)}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+        f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT')}; "
         f"engine channels-last: {trainmod.use_channels_last(device)}; engine precision: {precision_rule(device)[1]}; "
         f"baseline workers: {workers}; "
         f"load average {os.getloadavg()[0]:.1f}")
@@ -499,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "device": describe_device(device), "date": datetime.date.today().isoformat(),
         "load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "baseline_workers": workers,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+        "baseline_workers": workers,
         "channels_last": trainmod.use_channels_last(device), "precision_rule": precision_rule(device)[1],
         "compile": args.compile, "variants": args.variants, "rows": rows,
         "data": "CIFAR-10 JPEG copy (real files)" if args.data_dir else "synthetic files in the real formats",
