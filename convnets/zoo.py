@@ -67,7 +67,8 @@ ENTRIES = [
     # the study's ALL-CNN (87.23 % with test-time flips, 86.89 % without: 35 minutes on 2 AMX cores in bf16), the
     # study's WRN-14-2 (89.15 % with flips at batch 128: 2.1 hours; 87.97 % at batch 256 on the GPU), ResNet-20,
     # ResNet-56, WRN-16-4 and ResNet-9 need a GPU. ResNet-20, its blocks starting with every BN gamma at 1,
-    # reached 88.01 % on 2 CPU cores in 96 minutes (85.68 % on the GPU with zero-initialised last gammas; 85.04 % in
+    # reached 88.01 % on 2 CPU cores in 96 minutes (87.79 % when retrained with its live snapshots, bf16, 2.1 hours
+    # on shared cores; 85.68 % on the GPU with zero-initialised last gammas; 85.04 % in
     # 60 linear-cycle epochs); ResNet-56 90.10 % in 3.4 hours on 2 AMX cores in bf16, ResNet-9 91.28 % in 2.7 hours,
     # WRN-16-4 91.11 % in 2.9 hours (90.68 % in 50 epochs, 57 s on one H200); ALL-CNN-C took 5.8 hours for 84.69 %,
     # ResNet-110 90.12 % in 4.7 hours.
