@@ -148,7 +148,10 @@ def offline() -> bool:
 
 def load(dataset: str, data_dir: Path | str | None = None, cache_dir: Path | str | None = None) -> Dataset:
     """Both splits of a dataset as uint8 tensors, decoded once and then read from the cache."""
-    source, cached = _cache_of(dataset, data_dir, cache_dir)
+    return _load(dataset, *_cache_of(dataset, data_dir, cache_dir))
+
+
+def _load(dataset: str, source: Source, cached: Path) -> Dataset:
     blob = _read_cache(cached)
     if blob is not None:
         return Dataset(dataset, source.copy, Split(*blob["train"]), Split(*blob["test"]))
@@ -168,7 +171,7 @@ def load_test(dataset: str, data_dir: Path | str | None = None,
     of most of a minute for the JPEG copy on two cores) and cached apart."""
     source, cached = _cache_of(dataset, data_dir, cache_dir)
     if source.kind == "folder" or cached.is_file():
-        return load(dataset, data_dir, cache_dir).test, source.copy
+        return _load(dataset, source, cached).test, source.copy
     test_cache = cached.with_suffix(".test.pt")
     blob = _read_cache(test_cache)
     if blob is not None:

@@ -51,6 +51,11 @@ def short_id(run_id: str) -> str:
     return run_id.rsplit("-", 1)[-1][:6]
 
 
+def points(fraction: float | None) -> float | None:
+    """An accuracy (0..1) as the tables show it: percentage points to two decimals; None stays None."""
+    return None if fraction is None else round(100 * fraction, 2)
+
+
 def duration(seconds: float | None) -> str:
     """A time as people say it: "45 s", "3 min 07 s", "2 h 08 min"; "–" for none."""
     if seconds is None:

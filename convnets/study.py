@@ -15,6 +15,7 @@ from .reporting import official_equivalent
 
 SOURCE = "Keras variant of the reference study (github.com/ArthMx/ConvNet)"
 
+
 @dataclass(frozen=True)
 class StudyNet:
     """One of the reference Keras study's five CIFAR-10 nets, as the study page presents it."""
@@ -62,10 +63,12 @@ def study_row(model: str, dataset: str, params: int, study_accuracy: float, zoo:
 def rows_from_results(zoo_dir: Path | None) -> list[dict] | None:
     """``zoo.study_rows`` as the zoo's results.json records them (without the models' families), or None where there
     is no zoo or no record of a study net."""
-    path = None if zoo_dir is None else zoo_dir / "results.json"
+    if zoo_dir is None:
+        return None
     try:
-        records = {r["model"]: r for r in json.loads(path.read_text()) if r["model"] in STUDY_NETS}
-    except (AttributeError, OSError, ValueError, KeyError, TypeError):
+        results = json.loads((zoo_dir / "results.json").read_text())
+        records = {r["model"]: r for r in results if r["model"] in STUDY_NETS}
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     if set(records) != set(STUDY_NETS):
         return None

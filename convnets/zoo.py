@@ -29,7 +29,7 @@ from .models import get_model
 from .reporting import copy_cost, official_equivalent, pct
 from .robustness import measure, robustness_of
 from .store import WEIGHT_FORMS, ZOO_DIR, Run, RunStore
-from .study import STUDY_NETS, STUDY_SECONDS, study_row, zoo_figures  # noqa: F401 - STUDY_SECONDS: for the pages
+from .study import STUDY_NETS, study_row, zoo_figures
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,6 @@ ENTRIES = [
     Entry("vgg16", "cifar10", (("epochs", 40),), cpu_friendly=False),
     Entry("resnet110", "cifar10", (("epochs", 60), *_GPU_BN), cpu_friendly=False),
 ]
-
-
 
 
 def study_entries() -> list[Entry]:
@@ -259,9 +257,10 @@ def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) 
     tmp = target.with_name(f".{run.run_id}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in ("config.json", "status.json", "history.json", "snapshots.npz"):  # the snapshots: its replay
-        if name != "snapshots.npz" or (run.path / name).exists():
-            shutil.copy2(run.path / name, tmp / name)
+    for name in ("config.json", "status.json", "history.json"):
+        shutil.copy2(run.path / name, tmp / name)
+    if (run.path / "snapshots.npz").exists():  # its live snapshots: the replay on Training curves
+        shutil.copy2(run.path / "snapshots.npz", tmp / "snapshots.npz")
     test = data.test.to(device)
     trained = run.load_model(device)
     accuracy = _accuracy(trained, test, device)

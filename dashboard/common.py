@@ -19,7 +19,7 @@ from convnets.datasets import STUDY, dataset_fields, dataset_names
 from convnets.errors import ConvnetsError
 from convnets.imaging import to_display
 from convnets.predict import Prediction, choose_runs
-from convnets.reporting import duration, pct, short_id  # noqa: F401 - pct, duration: the pages' figures, written as everywhere else
+from convnets.reporting import duration, pct, short_id  # noqa: F401 - the pages' figures, written as everywhere
 from convnets.schema import Predictions, State
 from convnets.store import RunStore
 from dashboard import figures
@@ -250,8 +250,8 @@ def stored_predictions(summary: dict) -> Predictions | None:
 
 def answering_runs(dataset: str) -> list[str]:
     """The runs whose predictions the Draw and Photo pages show: each model's best run (yours before the zoo's),
-    leaving out runs at chance
-    level; a toggle each (shown when it would change something) brings in every run, or the runs at chance."""
+    leaving out runs at chance level; a toggle each (shown when it would change something) brings in every run, or
+    the runs at chance."""
     rows = finished(dataset)
     several = len({s["model"] for s in rows}) < len(rows)
     chance = sum(bool(s.get("at_chance")) for s in rows)

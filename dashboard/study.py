@@ -10,11 +10,11 @@ from convnets import zoo
 from convnets.data import find_source
 from convnets.device import available_devices
 from convnets.errors import ConvnetsError
-from convnets.reporting import copy_cost, duration
+from convnets.reporting import copy_cost, duration, points
 from convnets.schema import ACTIVE
 from convnets.store import RunStore
 from dashboard import access
-from dashboard.study_table import on_copy, points
+from dashboard.study_table import on_copy
 
 POLL_SECONDS = 2.0
 COLUMNS = ["Model", "Study %", "Zoo %", "Ours %", "≈ official %", "Δ points", "Epochs", "Study time",

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from convnets.datasets import dataset_fields, default_zoo_dir
-from convnets.reporting import COPY_LABELS, copy_cost, duration
+from convnets.reporting import COPY_LABELS, copy_cost, duration, points
 from convnets.study import SOURCE, rows_from_results
 
 COLUMNS = ["Net", "Study %", "Ours %", "≈ official %", "Δ points", "Params", "Epochs", "Study time", "Our time",
@@ -22,10 +22,6 @@ FORMATS = dict.fromkeys(("Study %", "Ours %", "≈ official %"), "{:.2f}") | {
     "Δ points": "{:+.2f}", "Params": lambda n: f"{n / 1e6:.2f} M", "Epochs": "{:.0f}"}
 # What the pages import that loads PyTorch, Captum and plotly: loaded once per server, behind the first paint
 HEAVY = ("dashboard.common", "dashboard.explaining", "dashboard.figures", "dashboard.study", "dashboard.tables")
-
-
-def points(value: float | None) -> float | None:
-    return None if value is None else round(100 * value, 2)
 
 
 def on_copy(data_copy: str, dataset: str) -> str:

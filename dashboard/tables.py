@@ -10,9 +10,9 @@ import pandas as pd
 
 from convnets.errors import ConvnetsError
 from convnets.models import ModelSpec, get_model
-from convnets.reporting import COPY_LABELS, official_equivalent, short_id
+from convnets.reporting import COPY_LABELS, official_equivalent, points, short_id
 from convnets.schema import State
-from convnets.zoo import STUDY_NETS, STUDY_SECONDS
+from convnets.study import STUDY_NETS, STUDY_SECONDS
 
 if TYPE_CHECKING:  # the leaderboard, which imports this module, has no use for Captum's import time
     from convnets.explain import Layer
@@ -76,16 +76,12 @@ def published_points(board: pd.DataFrame) -> pd.DataFrame:
         common = {NET: net_name(model), "Model": model, "Family": family, "Kind": kind, "Dataset": dataset,
                   "Params": params}
         if paper is not None:
-            rows.append({**common, OFFICIAL: _points(paper), "Train s": None, "Device": None, "Source": "paper"})
+            rows.append({**common, OFFICIAL: points(paper), "Train s": None, "Device": None, "Source": "paper"})
         if reference is not None:
-            rows.append({**common, OFFICIAL: _points(reference), "Train s": STUDY_SECONDS.get(model),
+            rows.append({**common, OFFICIAL: points(reference), "Train s": STUDY_SECONDS.get(model),
                          "Device": "the study's GPU (Keras)", "Source": "study"})
     return pd.DataFrame(rows, columns=[NET, "Model", "Family", "Kind", "Dataset", "Params", OFFICIAL, "Train s",
                                        "Device", "Source"])
-
-
-def _points(value: float | None) -> float | None:
-    return None if value is None else round(100 * value, 2)
 
 
 def _delta(ours: float | None, theirs: float | None) -> float | None:
@@ -122,16 +118,16 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             "Epochs": s["epochs"],
             "Seed": s["seed"],
             FLIPS: s["recipe"]["tta"],
-            "Test acc. %": _points(s["test_accuracy"]),
-            OFFICIAL: _points(official),
+            "Test acc. %": points(s["test_accuracy"]),
+            OFFICIAL: points(official),
             AT_CHANCE: bool(s.get("at_chance")),
-            "Paper %": _points(paper),
+            "Paper %": points(paper),
             "Δ paper": _delta(official, paper),
-            "Study %": _points(reference),
+            "Study %": points(reference),
             "Δ study": _delta(official, reference),
-            ECE: _points(s.get("calibration_error")),
-            CORRUPTED: _points(s.get("corruption_accuracy")),
-            "Best %": _points(s["best_test_accuracy"]),
+            ECE: points(s.get("calibration_error")),
+            CORRUPTED: points(s.get("corruption_accuracy")),
+            "Best %": points(s["best_test_accuracy"]),
             "Best epoch": s["best_epoch"],
             "Train s": s["train_seconds"],
             "img/s": s["images_per_second"],
@@ -264,10 +260,10 @@ def robustness(measured: list[tuple[dict, dict]]) -> pd.DataFrame:
     """One row per run (summary, robustness record): clean and mean corrupted accuracy, then each corruption's mean
     over its severities, in percent, the most robust first."""
     rows = []
-    for name, (s, r) in zip(run_names([s for s, _ in measured]), measured):
-        rows.append({NET: name, "Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
-                     "Clean %": _points(r["clean_accuracy"]), CORRUPTED: _points(r["mean_accuracy"]),
-                     **{name: _points(float(np.mean(row))) for name, row in r["accuracy"].items()}, "Run": s["run_id"]})
+    for label, (s, r) in zip(run_names([s for s, _ in measured]), measured):
+        rows.append({NET: label, "Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
+                     "Clean %": points(r["clean_accuracy"]), CORRUPTED: points(r["mean_accuracy"]),
+                     **{name: points(float(np.mean(row))) for name, row in r["accuracy"].items()}, "Run": s["run_id"]})
     frame = pd.DataFrame(rows)
     return frame.sort_values(CORRUPTED, ascending=False, ignore_index=True) if rows else frame
 
@@ -275,9 +271,9 @@ def robustness(measured: list[tuple[dict, dict]]) -> pd.DataFrame:
 def attack(attacked: list[tuple[dict, dict]]) -> pd.DataFrame:
     """One row per run (summary, attack record): its accuracy at each ε in percent, the most robust at the largest ε
     first; ε columns are named 'ε N' (N grey levels)."""
-    rows = [{NET: name, "Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
-             **{f"ε {e}": _points(a) for e, a in zip(r["eps"], r["accuracy"])}, "Run": s["run_id"]}
-            for name, (s, r) in zip(run_names([s for s, _ in attacked]), attacked)]
+    rows = [{NET: label, "Model": s["model"], "Data": COPY_LABELS.get(s["data_copy"], s["data_copy"]),
+             **{f"ε {e}": points(a) for e, a in zip(r["eps"], r["accuracy"])}, "Run": s["run_id"]}
+            for label, (s, r) in zip(run_names([s for s, _ in attacked]), attacked)]
     frame = pd.DataFrame(rows)
     if not rows:
         return frame

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from convnets import zoo
+from convnets.study import STUDY_NETS
 from dashboard.serve import serving
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,7 +35,7 @@ def test_a_fresh_server_shows_the_studys_title_and_table_first(tmp_path):
         shown = time.perf_counter() - start
         rows = table.locator("tbody tr").all_inner_texts()
         browser.close()
-    nets = [net.title for net in zoo.STUDY_NETS.values()]
+    nets = [net.title for net in STUDY_NETS.values()]
     assert [row.split("\t")[0].strip() for row in rows] == nets
     assert all("%" not in row and row.count(".") >= 3 for row in rows)  # study, ours and ≈ official figures
     print(f"first paint: title {title:.2f} s, study table {shown:.2f} s after the server answered")

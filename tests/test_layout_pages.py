@@ -13,7 +13,7 @@ from ui_helpers import built_store  # noqa: F401 - a fixture, which store needs
 
 from convnets.reporting import short_id
 from convnets.store import ZOO_DIR
-from convnets.zoo import STUDY_NETS
+from convnets.study import STUDY_NETS
 from dashboard import figures, tables
 from dashboard.tables import GAP, KIND_ORDER, NET, THEIRS
 

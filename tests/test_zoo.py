@@ -10,6 +10,7 @@ from convnets import attack, snapshots, zoo
 from convnets.cli import build_parser, config_from_args, main
 from convnets.errors import ConvnetsError
 from convnets.store import RunStore
+from convnets.study import STUDY_SECONDS
 
 TINY = [
     zoo.Entry("lenet5", "cifar10", (("epochs", 2), ("batch_size", 50))),
@@ -188,7 +189,7 @@ def test_the_study_is_its_five_nets_with_the_zoos_recipes_and_fills_in_as_they_t
     assert all(c.seed == 3 and c.recipe == pinned[c.model].recipe and c.run_id != pinned[c.model].run_id
                for c in configs)
 
-    tiny = [zoo.Entry(m, "cifar10", (("epochs", 1), ("batch_size", 50))) for m in zoo.STUDY_SECONDS]
+    tiny = [zoo.Entry(m, "cifar10", (("epochs", 1), ("batch_size", 50))) for m in STUDY_SECONDS]
     monkeypatch.setattr(zoo, "ENTRIES", tiny)
     store = RunStore()
     train_run(zoo.study_configs("jpeg", seed=1)[0], store=store, data_dir=str(data_dir), device="cpu")
