@@ -26,7 +26,7 @@ from convnets.compare import compare, only_right
 from convnets.datasets import get_dataset
 from convnets.errors import ConvnetsError
 from convnets.imaging import mosaic
-from convnets.reporting import data_label, pct, run_name
+from convnets.reporting import pct, run_name
 from convnets.schema import Predictions
 from convnets.store import Run, RunStore
 from dashboard import figures, tables
@@ -210,7 +210,7 @@ def _comparison(report: Report, first: tuple, second: tuple, classes: list[str],
             report.caption("None.")
             continue
         if images is not None:
-            tiles = images[shown].transpose(0, 2, 3, 1).astype(np.float32) / 255
+            tiles = images.take(shown).transpose(0, 2, 3, 1).astype(np.float32) / 255
             picture = _png(mosaic(tiles, GALLERY_COLUMNS, GALLERY_SCALE))
             report.add(f'<img class="gallery" alt="{html.escape(title)}" src="{picture}">')
         report.table(pd.DataFrame({"test image": shown, "true": [classes[pa.labels[i]] for i in shown],
@@ -224,20 +224,19 @@ def _answer(p: Predictions, i: int, classes: list[str]) -> str:
     return f"{classes[p.predicted[i]]} {float(p.confidence[i]):.0%}"
 
 
-def _test_images(run: Run, predictions: Predictions, data_dir: str | None) -> tuple[np.ndarray | None, str]:
-    """The test images the predictions were made on (N×C×H×W uint8) when the data folder holds them (never a
-    download), else None and why not."""
+def _test_images(run: Run, predictions: Predictions,
+                 data_dir: str | None) -> tuple[datamod.SplitImages | None, str]:
+    """The test images the predictions were made on when the data folder holds them (never a download), else None
+    and why not."""
     config = run.config
     if datamod.find_source(config.dataset, data_dir).kind == "download":
         return None, f"The {config.dataset} test images are not in the data folder."
     try:
-        split = run.test_split(data_dir, "gallery images")
+        images = datamod.split_images(config.dataset, "test", data_dir)
     except ConvnetsError as e:
-        return None, f"{e}."
-    if len(split) != len(predictions) or not np.array_equal(split.labels.numpy(), predictions.labels):
-        return None, (f"The {config.dataset} test split in the data folder is not the one the runs were evaluated on "
-                      f"({data_label(config.dataset, config.data_copy)}).")
-    return split.images.numpy(), ""
+        return None, f"The {config.dataset} test images cannot be read: {e}."
+    why = images.mismatch(config.dataset, config.data_copy, predictions.labels)
+    return (None, why) if why else (images, "")
 
 
 def _png(image: np.ndarray) -> str:

@@ -14,7 +14,6 @@ import streamlit as st
 from convnets import data as datamod
 from convnets.errors import ConvnetsError
 from convnets.overview import Overview, overview, read_sample
-from convnets.reporting import COPY_LABELS
 from convnets.schema import Predictions
 from convnets.store import RunStore
 
@@ -22,30 +21,25 @@ SOURCE_HELP = ("A random image of the test split in the data folder; without the
                "the runs keep (their most confident mistakes) or of the sample shipped with the code")
 
 
-@st.cache_resource(show_spinner="Loading the test split…", max_entries=4)
-def test_split(dataset: str, data_dir: str) -> tuple[datamod.Split, str] | str:
-    """The test split and its copy (official, jpeg) when it is on disk already (never a download, which `load`
-    would start), else why not."""
+@st.cache_resource(show_spinner="Reading the test split…", max_entries=4)
+def test_split(dataset: str, data_dir: str) -> datamod.SplitImages | str:
+    """The test split when it is on disk already (never a download, which `load` would start), else why not."""
     if datamod.find_source(dataset, data_dir).kind == "download":
         return f"The {dataset} test images are not in the data folder {data_dir} (set it in the sidebar)."
     try:
-        return datamod.load_test(dataset, data_dir)
+        return datamod.split_images(dataset, "test", data_dir)
     except ConvnetsError as e:
         return f"The {dataset} test images in {data_dir} cannot be read: {e}."
 
 
-def test_images(dataset: str, copy: str, predictions: Predictions, data_dir: str) -> tuple[np.ndarray | None, str]:
-    """The test images the predictions were made on (N×C×H×W uint8), or None and why they cannot be shown."""
+def test_images(dataset: str, copy: str, predictions: Predictions,
+                data_dir: str) -> tuple[datamod.SplitImages | None, str]:
+    """The test images the predictions were made on, or None and why they cannot be shown."""
     found = test_split(dataset, data_dir)
     if isinstance(found, str):
         return None, found
-    split, found_copy = found
-    if found_copy != copy:
-        return None, (f"The data folder holds the {COPY_LABELS[found_copy]} of {dataset}, but these runs were "
-                      f"evaluated on the {COPY_LABELS[copy]}.")
-    if len(split) != len(predictions) or not np.array_equal(split.labels.numpy(), predictions.labels):
-        return None, f"The {dataset} test split in {data_dir} is not the one these runs were evaluated on."
-    return split.images.numpy(), ""
+    why = found.mismatch(dataset, copy, predictions.labels)
+    return (None, why) if why else (found, "")
 
 
 def random_test_image(dataset: str, data_dir: str, runs: list[dict]) -> tuple[np.ndarray, str] | None:
@@ -53,10 +47,9 @@ def random_test_image(dataset: str, data_dir: str, runs: list[dict]) -> tuple[np
     rng = np.random.default_rng()
     classes = list(datamod.get_dataset(dataset).classes)
     found = test_split(dataset, data_dir)
-    if not isinstance(found, str) and len(found[0]):
-        split = found[0]
-        i = int(rng.integers(len(split)))
-        return _hwc(split.images[i]), f"test image {i}, a {classes[int(split.labels[i])]}"
+    if not isinstance(found, str) and len(found):
+        i = int(rng.integers(len(found)))
+        return found.take([i])[0].transpose(1, 2, 0), f"test image {i}, a {classes[int(found.labels[i])]}"
     store = RunStore()
     stored = [(image, record) for summary in runs
               for image, record in zip(*store.require(summary["run_id"]).mistakes())]

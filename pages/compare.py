@@ -6,6 +6,7 @@ import streamlit as st
 
 from convnets.calibration import reliability
 from convnets.compare import cell, compare, only_right
+from convnets.data import SplitImages
 from convnets.datasets import get_dataset
 from convnets.errors import ConvnetsError
 from convnets.reporting import COPY_LABELS, data_label
@@ -21,7 +22,7 @@ def answer(p: Predictions, i: int, classes: list[str]) -> str:
     return f"{classes[p.predicted[i]]} {float(p.confidence[i]):.0%}"
 
 
-def images_or_table(images: np.ndarray | None, indices: np.ndarray, captions: list[str], key: str,
+def images_or_table(images: SplitImages | None, indices: np.ndarray, captions: list[str], key: str,
                     shown: int = SHOWN, scale: int = SCALE) -> None:
     """The first ``shown`` test images with their captions; without the data, the same answers as a table."""
     if not len(indices):
@@ -30,7 +31,7 @@ def images_or_table(images: np.ndarray | None, indices: np.ndarray, captions: li
     if images is None:
         st.dataframe({"test image": indices[:shown], "answers": captions[:shown]}, hide_index=True, key=key)
     else:
-        common.gallery([images[i].transpose(1, 2, 0) for i in indices[:shown]], captions[:shown], scale)
+        common.gallery(list(images.take(indices[:shown]).transpose(0, 2, 3, 1)), captions[:shown], scale)
     if len(indices) > shown:
         st.caption(f"The first {shown} of {len(indices):,}.")
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from convnets.datasets import dataset_names, get_dataset
 from convnets.imaging import mosaic
+from convnets.overview import POOL_PER_CLASS
 from dashboard import common, figures, samples
 
 PER_CLASS = 12
@@ -59,8 +60,9 @@ def show(dataset: str) -> None:
     average = [common.enlarged(np.rint(m).astype(np.uint8), MEAN_SIDE // m.shape[0]) for m in view.means]
     side = max(average[0].shape[1], common.text_width(view.classes) + CAPTION_PADDING)
     st.image(average, caption=view.classes, width=side)
-    st.caption("Every image of the class averaged, pixel by pixel, over " + (
-        "the training split." if view.full else "the sample's images."))
+    st.caption("Each class's images averaged, pixel by pixel: " + (
+        f"{POOL_PER_CLASS:,} random training images of it (all of them where it has fewer), the pool the examples "
+        "above are drawn from." if view.full else "the sample's images."))
 
     st.subheader("Images per class")
     st.plotly_chart(figures.class_counts(view.counts, view.classes), config=figures.STATIC, key=f"counts_{dataset}")

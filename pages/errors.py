@@ -72,7 +72,7 @@ if predictions is not None:
     if test_images is None:
         st.info(why, icon=":material/image_not_supported:")
     elif len(found):
-        common.gallery([test_images[i].transpose(1, 2, 0) for i in found[:SHOWN]],
+        common.gallery(list(test_images.take(found[:SHOWN]).transpose(0, 2, 3, 1)),
                        [f"#{i} · {float(predictions.confidence[i]):.0%}" for i in found[:SHOWN]], GALLERY_SCALE)
 
 st.subheader("Most confident mistakes")

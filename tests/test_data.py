@@ -45,6 +45,35 @@ def test_the_test_split_alone_is_decoded_once_and_is_the_whole_datasets(data_dir
         datamod.load_test_copy("cifar10", "official", data_dir)
 
 
+def test_test_images_decode_only_the_images_taken(data_dir, monkeypatch):
+    decoded = []
+    real = datamod.decode_images
+    monkeypatch.setattr(datamod, "decode_images", lambda items: decoded.append(len(items)) or real(items))
+    lazy = datamod.split_images("cifar10", "test", data_dir)
+    assert decoded == [] and lazy.copy == "jpeg" and len(lazy) == 100
+    test, _ = datamod.load_test("cifar10", data_dir)  # decodes the split (and caches it) for the comparison
+    assert np.array_equal(lazy.labels, test.labels.numpy())
+    decoded.clear()
+    chosen = [97, 3, 3, 50]
+    assert np.array_equal(lazy.take(chosen), test.images.numpy()[chosen])
+    assert decoded == [4]  # the four images asked for, not the split's hundred
+    assert lazy.take([]).shape == (0, 3, 32, 32)
+
+    cached = datamod.split_images("cifar10", "test", data_dir)  # the cache load_test wrote: nothing to decode
+    assert np.array_equal(cached.take(chosen), test.images.numpy()[chosen]) and decoded == [4]
+    mnist = datamod.split_images("mnist", "test", data_dir)
+    assert mnist.take([0, 1]).shape == (2, 1, 28, 28) and mnist.copy == "official"
+
+
+def test_test_images_say_which_predictions_they_do_not_belong_to(data_dir):
+    images = datamod.split_images("cifar10", "test", data_dir)
+    assert images.mismatch("cifar10", "jpeg", images.labels) == ""
+    assert "are the JPEG copy files, but these runs were evaluated on the official files" in images.mismatch(
+        "cifar10", "official", images.labels)
+    assert "is not the one these runs were evaluated on" in images.mismatch("cifar10", "jpeg", images.labels[::-1])
+    assert "is not the one" in images.mismatch("cifar10", "jpeg", images.labels[:10])
+
+
 def test_mnist_md5_mismatch_is_named(data_dir, monkeypatch):
     monkeypatch.setitem(datamod.MNIST_MD5, "t10k-labels-idx1-ubyte.gz", "0" * 32)
     with pytest.raises(ConvnetsError, match="t10k-labels-idx1-ubyte.gz is corrupted \\(md5 mismatch\\)"):

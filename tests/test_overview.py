@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from convnets import data as datamod
+from convnets import overview as overview_module
 from convnets.cli import main
 from convnets.overview import SAMPLE, SAMPLE_PER_CLASS, overview, read_sample, write_sample
 
@@ -33,6 +34,27 @@ def test_an_overview_of_the_data_folder_counts_averages_and_draws_every_class(da
             assert len(matches) and (data.train.labels[matches] == label).any()
     assert not np.array_equal(view.examples(5, seed=2), examples)
     assert np.array_equal(view.examples(5, seed=1), examples)
+
+
+def test_a_jpeg_copy_is_overviewed_from_its_pool_alone_and_as_from_its_cache(data_dir, monkeypatch):
+    monkeypatch.setattr(overview_module, "POOL_PER_CLASS", 7)
+    decoded = []
+    real = datamod.decode_images
+    monkeypatch.setattr(datamod, "decode_images", lambda items: decoded.append(len(items)) or real(items))
+    fresh = overview("cifar10", data_dir)  # nothing cached: the file names give the counts, 70 files the pool
+    assert decoded == [70] and fresh.counts == {"train": [40] * 10, "test": [10] * 10}
+    data = datamod.load("cifar10", data_dir)
+    cached = overview("cifar10", data_dir)  # from the cache the load wrote: the same pool, counts and means
+    assert torch.equal(cached.pool.images, fresh.pool.images) and torch.equal(cached.pool.labels, fresh.pool.labels)
+    assert cached.counts == fresh.counts and np.array_equal(cached.means, fresh.means)
+    assert fresh.pool.labels.bincount().tolist() == [7] * 10
+    train = data.train.images.flatten(1)
+    for image, label in zip(fresh.pool.images, fresh.pool.labels):  # each a training image of its class, once
+        match = torch.nonzero((train == image.flatten()).all(1))[:, 0]
+        assert len(match) and (data.train.labels[match] == label).all()
+    assert len({bytes(i.numpy()) for i in fresh.pool.images}) == 70
+    birds = fresh.pool.images[fresh.pool.labels == 2].double().mean(0).permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(fresh.means[2], birds, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
