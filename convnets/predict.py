@@ -14,6 +14,7 @@ import torch
 from .datasets import get_dataset
 from .errors import ConvnetsError
 from .imaging import DrawingResult, prepare_drawing, prepare_for, prepare_upload  # noqa: F401 - the public inference API
+from .models import net_name
 from .reporting import run_name
 from .schema import State
 from .store import Run, RunStore
@@ -120,7 +121,7 @@ def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str
             model = load_model(run)
         except (ConvnetsError, OSError):  # one damaged run must not take every other model's answer away
             continue
-        name = run_name(config.model, config.recipe.epochs, run.run_id, run.readonly)
+        name = run_name(net_name(config.model), config.recipe.epochs, run.run_id, run.readonly)
         probs = model(batch).softmax(1)
         classes = list(get_dataset(dataset).classes)
         for i, p in enumerate(probs.tolist()):

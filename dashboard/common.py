@@ -18,6 +18,7 @@ from convnets.data import default_data_dir
 from convnets.datasets import STUDY, dataset_fields, dataset_names
 from convnets.errors import ConvnetsError
 from convnets.imaging import to_display
+from convnets.models import net_name
 from convnets.predict import Prediction, choose_runs
 from convnets.reporting import duration, pct, short_id  # noqa: F401 - the pages' figures, written as everywhere
 from convnets.schema import Predictions, State
@@ -157,7 +158,7 @@ def finished_or_stop(what_for: str) -> list[dict]:
 def run_label(summary: dict) -> str:
     """Short enough for a select box, distinct even for two runs of one model."""
     zoo = " · zoo" if summary.get("zoo") else ""
-    return (f"{summary['model']} · {dataset_label(summary['dataset'])} · {summary['epochs']} ep · "
+    return (f"{net_name(summary['model'])} · {dataset_label(summary['dataset'])} · {summary['epochs']} ep · "
             f"{short_id(summary['run_id'])}{zoo}")
 
 

@@ -18,6 +18,7 @@ from convnets.datasets import STUDY, get_dataset
 from convnets.errors import ConvnetsError
 from convnets.explain import Explainer
 from convnets.imaging import prepare_drawing, prepare_upload
+from convnets.models import net_name
 from convnets.store import Run, RunStore
 from dashboard import common, samples
 
@@ -139,7 +140,7 @@ def _mistake() -> Subject:
     wanted = st.query_params.get(MISTAKE_PARAM, "0")
     index = int(wanted) if wanted.isdigit() and int(wanted) < len(records) else 0
     index = st.selectbox("Mistake", range(len(records)), index=index, format_func=lambda i: _said(records[i], classes))
-    caption = f"mistake {index + 1} of {summary['model']}: {_said(records[index], classes)}"
+    caption = f"mistake {index + 1} of {net_name(summary['model'])}: {_said(records[index], classes)}"
     return Subject(summary["dataset"], images[index], caption)
 
 

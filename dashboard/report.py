@@ -26,6 +26,7 @@ from convnets.compare import compare, only_right
 from convnets.datasets import get_dataset
 from convnets.errors import ConvnetsError
 from convnets.imaging import mosaic
+from convnets.models import net_name
 from convnets.reporting import pct, run_name
 from convnets.schema import Predictions
 from convnets.store import Run, RunStore
@@ -125,7 +126,7 @@ def chosen_runs(store: RunStore, dataset: str | None, run_ids: list[str] | None)
 
 
 def _label(summary: dict) -> str:
-    return run_name(summary["model"], summary["epochs"], summary["run_id"], summary["zoo"])
+    return run_name(net_name(summary["model"]), summary["epochs"], summary["run_id"], summary["zoo"])
 
 
 def _leaderboard(report: Report, summaries: list[dict]) -> None:

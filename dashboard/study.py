@@ -10,6 +10,7 @@ from convnets import zoo
 from convnets.data import find_source
 from convnets.device import available_devices
 from convnets.errors import ConvnetsError
+from convnets.models import study_title
 from convnets.reporting import copy_cost, duration, points
 from convnets.schema import ACTIVE
 from convnets.store import RunStore
@@ -19,12 +20,13 @@ from dashboard.study_table import on_copy
 POLL_SECONDS = 2.0
 COLUMNS = ["Model", "Study %", "Zoo %", "Ours %", "≈ official %", "Δ points", "Epochs", "Study time",
            "Our time", "Device", "State"]
+FORMATS = dict.fromkeys(("Study %", "Zoo %", "Ours %", "≈ official %"), "{:.2f}") | {"Δ points": "{:+.2f}"}
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
     """The study's figures beside ours: accuracies in percent, the difference in official-data terms."""
     return pd.DataFrame([{
-        "Model": r["model"], "Study %": points(r["study_accuracy"]),
+        "Model": study_title(r["model"]), "Study %": points(r["study_accuracy"]),
         "Zoo %": points((r["zoo"] or {}).get("test_accuracy")), "Ours %": points(r["test_accuracy"]),
         "≈ official %": points(r["official_equivalent"]), "Δ points": points(r["difference"]),
         "Epochs": f"{r['epochs_done']}/{r['epochs']}", "Study time": duration(r["study_seconds"]),
@@ -70,30 +72,18 @@ def _live_table(data_copy: str, seed: int, polling: bool) -> None:
     rows = zoo.study_table(RunStore(), data_copy, seed)
     if polling != _training(rows):
         st.rerun()
-    frame = table(rows)
-    # Eleven columns fit the page only if the short ones stay narrow and short-named (the data copy goes in the
-    # caption under the table); the device names are the long ones, and the model names say the family.
-    formats = {c: st.column_config.TextColumn(width="small") for c in ("Epochs", "Study time", "Our time", "State")}
-    formats |= {
-        "Study %": _percent("The study's notebooks, on the official data, at their best epoch"),
-        "Zoo %": _percent("The shipped zoo's run of the same recipe (seed 0), final epoch, on its data"),
-        "Ours %": _percent(f"This seed's run, final epoch, on {on_copy(data_copy, rows[0]['dataset'])}"),
-        "≈ official %": _percent(),
-        "Δ points": _percent("Ours in official-data terms minus the study's figure (its best epoch picked on the "
-                             "test set; ours is the final epoch's)", signed=True),
-    }
-    st.dataframe(frame, hide_index=True, placeholder="–", column_config=formats)
+    # Static, as on the study page: it wraps its cells to the page's width, where a data frame of eleven columns
+    # would scroll sideways at 1000 px; what a column's help would say goes in the caption under it.
+    st.table(table(rows).style.format(FORMATS, na_rep="–"), hide_index=True)
     cost = copy_cost(data_copy)
-    flipped = [r["model"] for r in rows if r["tta"]]
+    flipped = [study_title(r["model"]) for r in rows if r["tta"]]
     dataset = rows[0]["dataset"]
     zoo_copies = sorted({r["zoo"]["data_copy"] for r in rows if r["zoo"]})
     where = (f"Zoo % on {', '.join(on_copy(c, dataset) for c in zoo_copies)}, Ours % on {on_copy(data_copy, dataset)}"
              if zoo_copies and zoo_copies != [data_copy] else f"Zoo % and Ours % on {on_copy(data_copy, dataset)}")
     st.caption(f"Test accuracy: {where}"
                + (f"; {' and '.join(flipped)} average each test image with its mirror" if flipped else "")
-               + (f"; ≈ official % adds back the copy's measured cost of {100 * cost:.1f} points." if cost else "."))
-
-
-def _percent(help: str | None = None, signed: bool = False) -> st.column_config.NumberColumn:
-    """A narrow column of percentages (or points) to two decimals."""
-    return st.column_config.NumberColumn(format="%+.2f" if signed else "%.2f", width="small", help=help)
+               + (f"; ≈ official % adds back the copy's measured cost of {100 * cost:.1f} points." if cost else ".")
+               + " **Study %**: the study's notebooks on the official data, at their best epoch (picked on the test "
+               "set). **Zoo %**: the shipped zoo's run of the same recipe (seed 0), final epoch. **Ours %**: this "
+               "seed's run, final epoch. **Δ points**: ours in official-data terms minus the study's figure.")

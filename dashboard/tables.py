@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from convnets.errors import ConvnetsError
-from convnets.models import ModelSpec, get_model
+from convnets.models import ModelSpec, get_model, net_name
 from convnets.reporting import COPY_LABELS, official_equivalent, points, short_id
 from convnets.schema import State
-from convnets.study import STUDY_NETS, STUDY_SECONDS
+from convnets.study import STUDY_SECONDS
 
 if TYPE_CHECKING:  # the leaderboard, which imports this module, has no use for Captum's import time
     from convnets.explain import Layer
@@ -42,23 +42,11 @@ GROUP_COLUMNS = ["Model", "Dataset", "Data", "Epochs", "Batch", "LR", "Weight de
 
 KINDS = {"paper": "paper net", "reference": "study net", "modern": "modern net"}
 KIND_ORDER = [KINDS["reference"], KINDS["paper"], KINDS["modern"]]  # the study's nets together, first
-# The study names its nets ("ResNet-20"); its MNIST nets are named after the CIFAR-10 net of their family.
-STUDY_TITLES = {get_model(model).family: net.title for model, net in STUDY_NETS.items()}
-
-
 def _spec(model: str) -> ModelSpec | None:
     try:
         return get_model(model)
     except ConvnetsError:  # a run of a model that has since left the registry
         return None
-
-
-def net_name(model: str) -> str:
-    """A run's name on the Leaderboard: the study's name for its nets ("ResNet-20 (study)"), else the model's."""
-    spec = _spec(model)
-    if spec is None or spec.kind != "reference" or spec.family not in STUDY_TITLES:
-        return model
-    return f"{STUDY_TITLES[spec.family]} (study)"
 
 
 def _published(model: str, dataset: str) -> tuple[float | None, float | None]:

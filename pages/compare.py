@@ -9,6 +9,7 @@ from convnets.compare import cell, compare, only_right
 from convnets.data import SplitImages
 from convnets.datasets import get_dataset
 from convnets.errors import ConvnetsError
+from convnets.models import net_name
 from convnets.reporting import COPY_LABELS, data_label
 from convnets.schema import Predictions
 from dashboard import common, figures, samples, tables
@@ -79,7 +80,7 @@ except ConvnetsError as e:
     st.stop()
 
 classes = list(get_dataset(dataset).classes)
-name_a, name_b = f"A · {run_a['model']}", f"B · {run_b['model']}"
+name_a, name_b = f"A · {net_name(run_a['model'])}", f"B · {net_name(run_b['model'])}"
 table = result["table"]
 columns = st.columns(4)
 columns[0].metric(name_a, f"{result['accuracy_a']:.2%}", border=True, help=a)
@@ -96,7 +97,7 @@ st.caption(f"On the {result['images']:,} test images of {data}, they disagree on
            f"right on {table['only_a']:,}, "
            f"B alone on {table['only_b']:,}. If both were equally good, a split at least this uneven would happen "
            f"with probability p = {result['mcnemar_p']:.2g}: the difference is {verdict} (at the 5 % level).")
-recomputed = [f"{s['model']}'s on {p.source} (its stored evaluation reads {common.pct(s['test_accuracy'])})"
+recomputed = [f"{net_name(s['model'])}'s on {p.source} (its stored evaluation reads {common.pct(s['test_accuracy'])})"
               for s, p in ((run_a, pa), (run_b, pb)) if abs(p.accuracy - (s["test_accuracy"] or 0)) > 1e-9]
 if recomputed:
     st.caption("Accuracies here are those of the per-image predictions: " + "; ".join(recomputed) + ".")

@@ -3,6 +3,7 @@ only in their seed drawn as their mean with a band."""
 
 import streamlit as st
 
+from convnets.models import net_name
 from convnets.snapshots import FILE
 from convnets.store import RunStore
 from dashboard import common, figures, live, tables
@@ -45,8 +46,8 @@ for members in (groups.values() if averaged else [[i] for i in chosen]):
         label = common.run_label(by_id[members[0]])
     else:
         first = by_id[members[0]]
-        label = f"{first['model']} · {common.dataset_label(first['dataset'])} · {first['epochs']} ep · mean of " \
-                f"{len(members)} seeds"
+        label = (f"{net_name(first['model'])} · {common.dataset_label(first['dataset'])} · {first['epochs']} ep · "
+                 f"mean of {len(members)} seeds")
     if x == "wall_seconds":  # a time means little without the device and precision it was taken on
         label += " · " + " / ".join(sorted({by_id[i].get("device") or "device unknown" for i in members}))
     histories.append((label, runs[0] if len(members) == 1 else tables.mean_history(runs)))

@@ -11,6 +11,7 @@ from dashboard import common, explaining
 from dashboard.canvas import st_canvas
 
 CANVAS_SIDE = 336  # twelve canvas pixels per MNIST pixel: room for a finger, and still within a phone's width
+ANSWERS_WIDTH = 540  # three answer cards side by side; beside the pad at 1400 px, under it at 1000 (sidebar open)
 STROKE_WIDTH = 24  # MNIST's pen: about two of its 28 pixels
 INPUT_SCALE = 4
 
@@ -41,7 +42,8 @@ def verdict_text(predictions: list[Prediction]) -> str:
 @st.fragment
 def drawing_board(dataset: str) -> None:
     """A fragment, so that each stroke reruns only the canvas and the predictions, not the whole app."""
-    pad, seen = st.columns([2, 3], gap="medium")
+    board = st.container(horizontal=True, gap="medium")  # wraps: the answers go under the pad where both do not fit
+    pad, seen = board.container(width=CANVAS_SIDE), board.container(width=ANSWERS_WIDTH)
     with pad:
         canvas = st_canvas(stroke_width=STROKE_WIDTH, stroke_color="#ffffff", background_color="#000000",
                            width=CANVAS_SIDE, height=CANVAS_SIDE, drawing_mode="freedraw", update_streamlit=True,

@@ -4,6 +4,7 @@ import streamlit as st
 
 from convnets.calibration import reliability
 from convnets.compare import cell
+from convnets.models import net_name
 from convnets.reporting import data_label
 from convnets.store import RunStore
 from dashboard import common, downloads, explaining, figures, samples
@@ -95,6 +96,6 @@ if predictions is not None:
     calibration = reliability(predictions.confidence, predictions.correct)
     st.metric("Expected calibration error", common.pct(calibration["ece"]), help="15 equal-width confidence bins: the "
               "gap between confidence and accuracy, averaged over the test images")
-    st.plotly_chart(figures.reliability([(summary["model"], calibration)]))
+    st.plotly_chart(figures.reliability([(net_name(summary["model"]), calibration)]))
     st.caption("On the diagonal a model is right exactly as often as it is sure; below it, over-confident; above "
                "it, under-confident. Below: test images per confidence bin.")

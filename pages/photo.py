@@ -38,12 +38,12 @@ named = ", ".join(spec.classes[:20]) + (f" and {len(spec.classes) - 20} more" if
 st.caption(f"{spec.label} models know {len(spec.classes)} classes: {named}.")
 limits = (f"Up to {st.get_option('server.maxUploadSize')} MB and {MAX_PIXELS / 1e6:g} megapixels: "
           f"{UPLOAD_NAMES}")
-upload_column, sample_column = st.columns([3, 1], vertical_alignment="bottom")
-upload = upload_column.file_uploader("Upload an image", type=upload_extensions(), on_change=forget_sample,
-                                     key=f"upload-{st.session_state.get('uploader_generation', 0)}")
-sample_column.button(f"Random {spec.label} test image", icon=":material/shuffle:", on_click=choose_sample,
-                     args=(dataset,), help=samples.SOURCE_HELP)
+upload = st.file_uploader("Upload an image", type=upload_extensions(), on_change=forget_sample,
+                          key=f"upload-{st.session_state.get('uploader_generation', 0)}")
 st.caption(limits)  # in words: over the size limit, the uploader itself shows only a red chip
+# Under the uploader, not beside it: beside it a 1000-px window cut its label to "Random C…".
+st.button(f"Random {spec.label} test image", icon=":material/shuffle:", on_click=choose_sample, args=(dataset,),
+          help=samples.SOURCE_HELP)
 taken = explaining.camera_photo(f"camera-{st.session_state.get('uploader_generation', 0)}", on_change=forget_sample)
 
 image: np.ndarray | None = None

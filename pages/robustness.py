@@ -96,8 +96,11 @@ with corruptions_tab:
         table = tables.robustness(measured)
         st.plotly_chart(figures.robustness(list(zip(tables.run_names([s for s, _ in measured]),
                                                     [r for _, r in measured])), corruption))
+        # The chosen corruption beside the mean: every one of them side by side is wider than a laptop's page.
+        every = st.toggle("Every corruption's column", key="robustness_every_column")
+        shown = names(dataset) if every else [corruption] if corruption else []
         st.dataframe(table, hide_index=True, height=common.table_height(len(table)),
-                     column_order=[tables.NET, "Data", "Clean %", tables.CORRUPTED, *names(dataset)], column_config={
+                     column_order=[tables.NET, "Data", "Clean %", tables.CORRUPTED, *shown], column_config={
             **run_columns(table),
             "Clean %": st.column_config.NumberColumn(format="%.2f", help="The same test images, uncorrupted"),
             tables.CORRUPTED: st.column_config.NumberColumn(format="%.2f", help="Mean over the corruptions and their "

@@ -11,7 +11,7 @@ from convnets.datasets import dataset_names
 from convnets.device import available_devices
 from convnets.errors import ConvnetsError
 from convnets.jobs import Job, JobManager
-from convnets.models import default_recipe, get_model, models_for
+from convnets.models import default_recipe, get_model, models_for, net_name
 from convnets.reporting import COPY_LABELS
 from convnets.schema import ACTIVE, STOPPED, State
 from dashboard import access, common, figures, live, study, training
@@ -40,8 +40,8 @@ def launch(config: RunConfig, device: str, data_dir: str) -> None:
             with column:
                 common.link(page, run_id=job.run_id)
     else:
-        st.toast(f"Training {job.config.model} on {common.dataset_label(job.config.dataset)}: job {job.job_id} is "
-                 f"{job.state}")
+        st.toast(f"Training {net_name(job.config.model)} on {common.dataset_label(job.config.dataset)}: "
+                 f"job {job.job_id} is {job.state}")
 
 
 def launch_all(configs: list[RunConfig], device: str, data_dir: str) -> None:
@@ -62,15 +62,16 @@ def launch_all(configs: list[RunConfig], device: str, data_dir: str) -> None:
 
 def job_card(manager: JobManager, job: Job) -> None:
     """One job: what it trains, its state, what can be done with it, and how far it got."""
+    card = f"job_card_{job.job_id}"  # a class the browser tests find the card by
     if job.config is None:  # a job file that cannot be read: say so, and let it be removed
-        with st.container(border=True):
+        with st.container(border=True, key=card):
             st.error(job.error, icon=":material/error:")
             job_actions(manager, job, st.container(horizontal=True))
         return
     recipe = job.config.recipe
-    with st.container(border=True):
+    with st.container(border=True, key=card):
         head, actions = st.columns([3, 2], vertical_alignment="center")
-        head.markdown(f"**{job.config.model}** · {common.dataset_label(job.config.dataset)} · "
+        head.markdown(f"**{net_name(job.config.model)}** · {common.dataset_label(job.config.dataset)} · "
                       f"{common.plural(recipe.epochs, 'epoch')} · batch {recipe.batch_size} · lr {recipe.lr:g} &nbsp; "
                       f":{STATE_COLOURS.get(job.state, 'gray')}-badge[{job.state}]")
         head.caption(job.job_id)
@@ -80,7 +81,7 @@ def job_card(manager: JobManager, job: Job) -> None:
             st.progress(training.progress_fraction(job.progress), text=training.progress_text(job))
             history = run.history() if run is not None else []
             if history:
-                st.plotly_chart(figures.training_curves([(job.config.model, history)], height=260),
+                st.plotly_chart(figures.training_curves([(net_name(job.config.model), history)], height=260),
                                 key=f"curve-{job.job_id}")
             shots = live.snapshots_of(run) if run is not None else None
             if shots is not None:

@@ -288,7 +288,7 @@ def test_inside_the_net_from_the_draw_page_shows_a_heat_map_for_every_mnist_mode
     page.wait_for_function(f"document.querySelectorAll('{HEAT_MAPS}').length >= 2")
     assert page.locator(HEAT_MAPS).count() == 2  # both MNIST models of the store, side by side
     captions = page.locator(".st-key-heatmaps [data-testid=stImageCaption]").all_inner_texts()
-    assert sorted(c.split(" · ")[0] for c in captions) == ["lenet5", "ref_lenet_mnist"]
+    assert sorted(c.split(" · ")[0] for c in captions) == ["LeNet (study)", "lenet5"]
     assert page.locator("[data-testid=stImageCaption]").first.inner_text().startswith("your drawing")
     assert page.locator("[data-testid=stException]").count() == 0
     page.wait_for_timeout(1000)  # the probability charts draw after the script ends

@@ -20,7 +20,7 @@ from convnets.datasets import get_dataset
 from convnets.errors import ConvnetsError
 from convnets.explain import Explainer, explain, feature_maps, first_filters, layers
 from convnets.imaging import heat_overlay, mosaic
-from convnets.models import REGISTRY, get_model, image_of
+from convnets.models import REGISTRY, get_model, image_of, net_name
 from convnets.models.classifier import Normalize
 from convnets.predict import as_batch
 from convnets.store import ZOO_DIR, RunStore
@@ -361,7 +361,7 @@ def test_cli_explain_gives_every_model_and_a_map_per_image(zoo, capsys, tmp_path
     assert {x["class_name"] for x in out[1]["explanations"]} == {"7"}  # the zoo's models read the seven
     assert main(["explain", files[1], "--dataset", "mnist"]) == 0
     text = capsys.readouterr().out
-    assert "Grad-CAM" in text and all(r.config.model in text for r in zoo.finished("mnist"))
+    assert "Grad-CAM" in text and all(net_name(r.config.model) in text for r in zoo.finished("mnist"))
 
 
 def test_cli_explain_one_run_with_integrated_gradients(zoo, capsys, tmp_path):

@@ -15,20 +15,20 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from ui_helpers import FAILED_ERROR, built_store, copy_runs, tiny_config  # noqa: F401 - built_store is a fixture
 
+from convnets import corruptions, zoo
 from convnets import data as datamod
-from convnets import zoo
 from convnets.calibration import reliability
 from convnets.compare import compare
 from convnets.config import RunConfig
 from convnets.data import default_data_dir
 from convnets.jobs import JobManager
-from convnets.models import default_recipe, get_model
+from convnets.models import default_recipe, get_model, net_name
 from convnets.reporting import short_id
 from convnets.schema import ACTIVE
 from convnets.store import RunStore
 from convnets.train import train_run
 from dashboard import common, figures, tables
-from dashboard.tables import CORRUPTED, ECE, FLIPS, OFFICIAL
+from dashboard.tables import CORRUPTED, ECE, FLIPS, NET, OFFICIAL
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 RESULT_PAGES = ["leaderboard", "curves", "errors", "compare", "robustness", "draw", "photo", "inside"]
@@ -392,12 +392,12 @@ def test_reproduce_the_study_queues_the_five_nets_on_the_chosen_seed(data_dir, m
     assert not at.exception and len(launched) == 5
     submitted = {j.config for j in JobManager().jobs()}
     assert submitted == set(zoo.study_configs("jpeg", seed=4))
-    [study] = [d.value for d in at.dataframe if "Study %" in d.value.columns]
-    assert list(study["Model"]) == ["ref_lenet", "ref_vgg", "ref_allcnn", "ref_resnet20", "ref_wrn14_2"]
+    [study] = [t.value for t in at.table if "Study %" in t.value.columns]
+    assert list(study["Model"]) == ["LeNet", "VGG-like", "ALL-CNN", "ResNet-20", "WRN-14-2"]
     assert list(study["Study %"]) == [79.8, 88.1, 90.3, 91.0, 92.2]
     [note] = [c.value for c in at.caption if "Zoo % and Ours %" in c.value]
     # The two study nets whose pinned recipes average each test image with its mirror.
-    assert "JPEG copy" in note and "; ref_allcnn and ref_wrn14_2 average each test image with its mirror" in note
+    assert "JPEG copy" in note and "; ALL-CNN and WRN-14-2 average each test image with its mirror" in note
 
 
 # --- runs of one model, runs at chance level ---------------------------------------------------------
@@ -511,8 +511,8 @@ def test_compare_page_shows_the_table_the_test_and_the_answers_without_the_data(
     a, b = (store.require(at.selectbox(key=k).value) for k in ("compare_a", "compare_b"))
     result = compare(a.predictions(), b.predictions())
     cards = {m.label: m.value for m in at.metric}
-    assert cards[f"A · {a.config.model}"] == f"{result['accuracy_a']:.2%}"
-    assert cards[f"B · {b.config.model}"] == f"{result['accuracy_b']:.2%}"
+    assert cards[f"A · {net_name(a.config.model)}"] == f"{result['accuracy_a']:.2%}"
+    assert cards[f"B · {net_name(b.config.model)}"] == f"{result['accuracy_b']:.2%}"
     assert cards["McNemar p"] == f"{result['mcnemar_p']:.2g}"
     table = at.dataframe[0].value
     assert table.loc["A right", "B wrong"] == result["table"]["only_a"]
@@ -571,8 +571,8 @@ def test_compare_page_galleries_show_the_test_images_with_both_answers(store, da
     at.selectbox(key="compare_predicted").set_value(cell[1]).run()
     counts = [int(((p.labels == cell[0]) & (p.predicted == cell[1])).sum()) for p in (pa, pb)]
     shown = "\n".join(m.value for m in at.markdown)
-    assert f"**A · {a.config.model}**: {counts[0]} image" in shown and f"**B · {b.config.model}**: {counts[1]} image" \
-        in shown
+    assert f"**A · {net_name(a.config.model)}**: {counts[0]} image" in shown
+    assert f"**B · {net_name(b.config.model)}**: {counts[1]} image" in shown
 
 
 def test_compare_page_computes_the_predictions_a_run_lacks(store, data_dir):
@@ -650,8 +650,13 @@ def test_robustness_page_charts_every_measured_run_and_measures_the_others(store
     for _, row in table.iterrows():
         stored = store.require(row["Run"]).robustness()
         assert row[CORRUPTED] == pytest.approx(100 * stored["mean_accuracy"], abs=0.01)
+    columns = [NET, "Data", "Clean %", CORRUPTED]  # as wide as a laptop's page: the mean, then one corruption
+    assert list(at.dataframe[0].proto.column_order) == columns
     at.button_group(key="robustness_corruption").set_value("rotation").run()
     assert not at.exception and "rotation" in at.get("plotly_chart")[0].proto.spec
+    assert list(at.dataframe[0].proto.column_order) == [*columns, "rotation"]
+    at.toggle(key="robustness_every_column").set_value(True).run()
+    assert list(at.dataframe[0].proto.column_order)[4:] == corruptions.names("mnist")
 
     cifar = summary_of(store, "lenet5", "cifar10")
     (store.require(cifar["run_id"]).path / "robustness.json").unlink()

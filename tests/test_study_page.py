@@ -84,7 +84,7 @@ def test_without_the_zoo_the_study_page_still_has_the_studys_figures():
 def test_the_train_pages_study_table_shows_the_zoo_on_a_fresh_clone(shipped_zoo):
     """No data (so jobs would train on the official files), but the zoo's runs on the JPEG copy are found."""
     at = open_page("train")
-    [table] = [d.value for d in at.dataframe if "Zoo %" in d.value.columns]
+    [table] = [t.value for t in at.table if "Zoo %" in t.value.columns]
     assert table["Zoo %"].notna().all()
     [note] = [c.value for c in at.caption if c.value.startswith("Test accuracy:")]
     assert "Zoo % on CIFAR-10's test images (JPEG copy)" in note
@@ -110,3 +110,15 @@ def test_the_first_paint_needs_no_pytorch():
     code = ("import sys; import dashboard.study_table; "
             "sys.exit(sorted({'torch', 'torchvision', 'captum', 'torchmetrics'} & set(sys.modules)) != [])")
     assert subprocess.run([sys.executable, "-c", code], cwd=ZOO_DIR.parent).returncode == 0
+
+
+def test_predictions_name_the_studys_nets_as_the_study_does(shipped_zoo):
+    """Draw and Classify a photo list the zoo's answers by name: "ResNet-20 (study) · 50 ep · …", not ref_resnet20."""
+    import numpy as np
+
+    from convnets.predict import predict
+
+    [answers] = predict([np.zeros((32, 32, 3), np.uint8)], "cifar10")
+    names = [a.name for a in answers]
+    assert names and not [n for n in names if "ref_" in n]
+    assert {n.split(" · ")[0] for n in names} >= {f"{title} (study)" for title in STUDY_ORDER}

@@ -24,7 +24,7 @@ from .. import datasets
 from ..config import MIRRORED, Recipe
 from ..datasets import BUILTIN, DatasetSpec, get_dataset
 from ..errors import ConvnetsError
-from ..study import SOURCE
+from ..study import SOURCE, STUDY_NETS
 from . import allcnn, lenet, resnet, resnet9, vgg, wideresnet
 from .layers import Image
 
@@ -171,6 +171,24 @@ def get_model(name: str) -> ModelSpec:
         return REGISTRY[name]
     except KeyError:
         raise ConvnetsError(f"unknown model '{name}'; choose from: {', '.join(REGISTRY)}") from None
+
+
+# The study names its nets ("ResNet-20"); its MNIST nets are named after the CIFAR-10 net of their family.
+_STUDY_TITLES = {REGISTRY[model].family: net.title for model, net in STUDY_NETS.items()}
+
+
+def study_title(model: str) -> str | None:
+    """The study's own name for one of its nets ("ResNet-20"); None for any other model, or one that has since left
+    the registry."""
+    spec = REGISTRY.get(model)
+    return _STUDY_TITLES.get(spec.family) if spec is not None and spec.kind == "reference" else None
+
+
+def net_name(model: str) -> str:
+    """What a run's net is called wherever runs are listed: the study's name for its nets ("ResNet-20 (study)"), not
+    the registry's ("ref_resnet20"); else the model's."""
+    title = study_title(model)
+    return model if title is None else f"{title} (study)"
 
 
 def image_of(spec: DatasetSpec) -> Image:
