@@ -161,7 +161,8 @@ def test_every_shipped_run_has_its_answers_and_its_robustness():
         assert 0 < run.calibration()["ece"] < 0.2
         fgsm = run.attack("fgsm")
         assert fgsm is not None and fgsm["eps"][0] == 0, run.run_id  # ε = 0: fp32, the robustness in bf16
-        assert fgsm["accuracy"][0] == pytest.approx(measured["clean_accuracy"], abs=0.002), run.run_id
+        # bf16 flips an image or three of the 1,000 that fp32 answers otherwise (ALL-CNN-C's fp16 weights: 876 vs 874)
+        assert fgsm["accuracy"][0] == pytest.approx(measured["clean_accuracy"], abs=0.0031), run.run_id
     assert sum(f.stat().st_size for f in zoo.ZOO_DIR.rglob("*") if f.is_file()) < zoo.SIZE_BUDGET  # it travels
 
 
