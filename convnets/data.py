@@ -210,7 +210,17 @@ def split_images(dataset: str, split: str, data_dir: Path | str | None = None) -
     """One split as ``SplitImages``: from a cache where one holds it decoded, else straight from the encoded files
     of a JPEG copy (its labels from their folders or offsets, its images decoded when taken), else decoded whole
     (``load_test`` or ``load``: the other forms decode in a second or so)."""
-    source, cached = _cache_of(dataset, data_dir, None)
+    return _split_images(dataset, split, data_dir, *_cache_of(dataset, data_dir, None))
+
+
+def both_splits(dataset: str, data_dir: Path | str | None = None) -> tuple[SplitImages, SplitImages]:
+    """The training and test splits as ``split_images`` gives them, the data looked up once: finding a folder's
+    cache walks its files (CIFAR-10's 60,000 in 0.4 s)."""
+    found = _cache_of(dataset, data_dir, None)
+    return _split_images(dataset, "train", data_dir, *found), _split_images(dataset, "test", data_dir, *found)
+
+
+def _split_images(dataset: str, split: str, data_dir: Path | str | None, source: Source, cached: Path) -> SplitImages:
     decoded = cached.is_file() or (split == "test" and cached.with_suffix(".test.pt").is_file())
     if source.kind in _ENCODED and not decoded:
         # A folder's files are only listed here, and read when taken; a pack's are slices of its one file.

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import Split, default_data_dir, find_source, load, split_images, where_to_put
+from .data import Split, both_splits, default_data_dir, find_source, load, where_to_put
 from .datasets import STUDY, get_dataset
 from .errors import ConvnetsError
 
@@ -61,7 +61,7 @@ def overview(dataset: str, data_dir: Path | str | None = None) -> Overview:
     if source.kind == "download":
         return _sample_overview(dataset, f"{label} is not in {root}: {where_to_put(dataset, root)}.")
     try:
-        train, test = (split_images(dataset, split, root) for split in SPLITS)
+        train, test = both_splits(dataset, root)
         chosen = _pool_indices(train.labels)
         pool = Split(torch.from_numpy(train.take(chosen)), torch.from_numpy(train.labels[chosen]))
     except ConvnetsError as e:

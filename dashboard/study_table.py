@@ -7,6 +7,7 @@ Nothing here imports PyTorch, so that a fresh server paints this head at once, f
 from __future__ import annotations
 
 import sys
+import time
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -18,6 +19,9 @@ from convnets.study import SOURCE, rows_from_results
 
 COLUMNS = ["Net", "Study %", "Ours %", "≈ official %", "Δ points", "Params", "Epochs", "Study time", "Our time",
            "Device"]
+# The pause after the head, before those imports: their seconds hold the interpreter, and the server's thread
+# must send the head first (the table came 0.4-0.8 s after the title without it, 0.01 s with it; bench/README.md)
+HANDOVER_SECONDS = 0.15
 FORMATS = dict.fromkeys(("Study %", "Ours %", "≈ official %"), "{:.2f}") | {
     "Δ points": "{:+.2f}", "Params": lambda n: f"{n / 1e6:.2f} M", "Epochs": "{:.0f}"}
 # What the pages import that loads PyTorch, Captum and plotly: loaded once per server, behind the first paint
@@ -82,6 +86,7 @@ def first_paint(default_page: str) -> bool:
     rows = rows_from_results(default_zoo_dir()) if asked in ("", default_page) else None
     if rows is not None:
         head(rows)
+        time.sleep(HANDOVER_SECONDS)
     with st.spinner("Loading PyTorch and the models (once, when the dashboard starts)…"):
         for name in HEAVY:
             __import__(name)
