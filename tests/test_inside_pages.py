@@ -11,6 +11,7 @@ from ui_helpers import built_store  # noqa: F401 - a fixture, which store needs
 
 from convnets.datasets import get_dataset
 from convnets.explain import Explainer
+from convnets.models import net_name
 from convnets.store import ZOO_DIR, RunStore
 from dashboard import explaining
 from dashboard.explaining import DRAWING_KEY
@@ -55,7 +56,7 @@ def seven(pixels: np.ndarray) -> None:
 
 def test_every_zoo_model_shows_where_it_looks_on_a_test_image(zoo):
     at = open_page("inside")
-    mnist = sorted(r.config.model for r in zoo.finished("mnist"))
+    mnist = sorted(net_name(r.config.model) for r in zoo.finished("mnist"))
     maps = heat_maps(at)
     assert sorted(caption.split(" · ")[0] for caption in maps) == mnist and len(mnist) >= 3
     answers = [m.value for m in at.metric]  # every model's answer, as on the Draw page
