@@ -42,6 +42,8 @@ GROUP_COLUMNS = ["Model", "Dataset", "Data", "Epochs", "Batch", "LR", "Weight de
 
 KINDS = {"paper": "paper net", "reference": "study net", "modern": "modern net"}
 KIND_ORDER = [KINDS["reference"], KINDS["paper"], KINDS["modern"]]  # the study's nets together, first
+
+
 def _spec(model: str) -> ModelSpec | None:
     try:
         return get_model(model)

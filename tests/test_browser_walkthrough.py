@@ -11,7 +11,8 @@ time by bench/first_view.py; here the walk itself must find none of the problems
 - a job's Log shows what it logged; the model just trained answers on Draw a digit;
 - a click on a cell of the confusion matrix chooses it;
 - a text file named .png is refused in words a user knows (no "Pillow"), and the uploader takes TIFF;
-- no grid scrolls sideways or cuts a name; no class name breaks inside a word;
+- no grid scrolls sideways or cuts a name, no static table is wider than its block, no button's label ends in an
+  ellipsis; no class name breaks inside a word;
 - no page shows an exception. Screenshots: artifacts/screenshots/walkthrough-<page>-<width>.png.
 """
 
