@@ -57,6 +57,7 @@ from sessions import (
     CHROMIUM,
     CHROMIUM_ARGS,
     DIGITS,
+    PHOTO_SHOWN,
     READY,
     Session,
     Shape,
@@ -64,6 +65,7 @@ from sessions import (
     dashboard,
     descendants,
     machine_cpu_seconds,
+    photo,
     process_cpu_seconds,
     rss_mib,
 )
@@ -90,15 +92,6 @@ PHOTO = "class-photo-{:02d}.png"
 # as "cat · 47.4%" (Photo).
 CARDS = """() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stMetric]')]
     .map(m => m.closest('[data-testid=stVerticalBlock]').innerText)"""
-# The Photo page has answered an upload: every card with its top classes, the photo shown.
-PHOTO_SHOWN = """() => {
-    const main = document.querySelector('[data-testid=stMain]');
-    const app = document.querySelector('[data-testid=stApp]');
-    const cards = main.querySelectorAll('[data-testid=stMetric]').length;
-    return app.getAttribute('data-test-script-state') === 'notRunning' && cards > 0
-        && main.querySelector('[data-testid=stImage] img') !== null
-        && main.querySelectorAll('[data-testid=stProgress]').length >= 3 * cards;
-}"""
 NAVIGATION = "stSidebarNav"
 TRAINING = ("lenet5", "ref_lenet_mnist")  # the two jobs that train to the end (--epochs)
 CANCELLED = "lenet5"  # with one epoch more: cancelled after its first epoch, then resumed from the Train page
@@ -126,14 +119,6 @@ def write_digits(root: Path, n_train: int, n_test: int, seed: int = 0) -> None:
         for stem, array in zip(MNIST_FILES[split], (images, labels)):
             header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
             (raw / stem).write_bytes(header + array.tobytes())
-
-
-def photo(index: int) -> bytes:
-    """A photo nobody else uploads: a grid of random colours drawn from the session's number."""
-    grid = np.random.default_rng(1000 + index).integers(0, 256, (6, 6, 3)).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(grid).resize((192, 192), Image.Resampling.NEAREST).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 # --- the sessions -------------------------------------------------------------------------------------------------

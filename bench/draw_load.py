@@ -31,10 +31,9 @@ import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 from playwright.async_api import Browser, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from sessions import CHROMIUM, CHROMIUM_ARGS, Session, cpu_seconds, dashboard, machine_cpu_seconds, rss_mib
+from sessions import CHROMIUM, CHROMIUM_ARGS, Session, dashboard, load_table, percentiles, rss_mib, timed_cpu
 
 
 async def load(browser: Browser, url: str, server: subprocess.Popen, n: int, cycles: int, limit_s: float) -> dict:
@@ -43,22 +42,16 @@ async def load(browser: Browser, url: str, server: subprocess.Popen, n: int, cyc
     sessions = await asyncio.gather(*(Session.open(browser, url, limit_s) for _ in range(n)))
     await asyncio.gather(*(s.cycles(i, 1, timed=False) for i, s in enumerate(sessions)))
     memory["after warm-up"] = rss_mib(server.pid)
-    server_before, machine_before = cpu_seconds(server.pid), machine_cpu_seconds()
-    await asyncio.gather(*(s.cycles(i + 1, cycles) for i, s in enumerate(sessions)))
-    server_cpu, machine_cpu = cpu_seconds(server.pid) - server_before, machine_cpu_seconds() - machine_before
+    def phase() -> asyncio.Future:
+        return asyncio.gather(*(s.cycles(i + 1, cycles) for i, s in enumerate(sessions)))
+
+    cpu = await timed_cpu(server.pid, phase, "stroke", n * cycles)
     memory[f"after {cycles} cycles"] = rss_mib(server.pid)
     await asyncio.gather(*(s.page.context.close() for s in sessions))
-    return {**summary(n, cycles, sessions, memory), "server cpu s per stroke": server_cpu / max(n * cycles, 1),
-            "server cpu share": server_cpu / max(machine_cpu, 1e-9)}
-
-
-def summary(n: int, cycles: int, sessions: list[Session], memory: dict) -> dict:
-    """Percentiles over every session's strokes together; None where no stroke was answered in time."""
     times = [t for s in sessions for t in s.seconds]
-    p50, p95, worst = np.percentile(times, [50, 95, 100]).tolist() if times else (None, None, None)
     return {"sessions": n, "cycles per session": cycles, "strokes timed": len(times),
-            "timeouts": sum(s.timeouts for s in sessions), "p50 s": p50, "p95 s": p95, "max s": worst,
-            "server rss MiB": memory, "per session": [{"seconds": s.seconds, "timeouts": s.timeouts} for s in sessions]}
+            "timeouts": sum(s.timeouts for s in sessions), **percentiles(times), **cpu, "server rss MiB": memory,
+            "per session": [{"seconds": s.seconds, "timeouts": s.timeouts} for s in sessions]}
 
 
 async def measure(n: int, args: argparse.Namespace) -> dict:
@@ -73,25 +66,6 @@ async def measure(n: int, args: argparse.Namespace) -> dict:
                 finally:
                     await browser.close()
         return {**result, "load average before": load_before, "load average after": os.getloadavg()[0]}
-
-
-def milliseconds(seconds: float | None) -> str:
-    return "–" if seconds is None else f"{seconds * 1000:,.0f} ms"
-
-
-def table(results: list[dict]) -> str:
-    memory_keys = list(results[0]["server rss MiB"])
-    head = ["sessions", "strokes timed", "timeouts", "p50", "p95", "max", "server CPU per stroke",
-            "server's share of the CPU used", "load avg", *(f"server RSS {k}" for k in memory_keys)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
-    for r in results:
-        row = [str(r["sessions"]), str(r["strokes timed"]), str(r["timeouts"]),
-               *(milliseconds(r[k]) for k in ("p50 s", "p95 s", "max s", "server cpu s per stroke")),
-               f"{r['server cpu share']:.0%}",
-               f"{r['load average before']:.1f} → {r['load average after']:.1f}",
-               *(f"{r['server rss MiB'][k]:,.0f} MiB" for k in memory_keys)]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -118,7 +92,7 @@ def main() -> None:
         return
     print(f"{os.cpu_count()} CPU cores; {args.cycles} timed cycles per session after one warm-up; "
           "seconds from the stroke's release to the predictions shown")
-    print(table(results))
+    print(load_table(results, "stroke"))
 
 
 if __name__ == "__main__":

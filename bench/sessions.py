@@ -8,6 +8,8 @@ per session, so that sessions share no cookies and each is a Streamlit session o
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 import re
 import signal
@@ -15,11 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from playwright.async_api import Browser, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -42,6 +45,15 @@ SHOWN = """() => {
     return app.getAttribute('data-test-script-state') === 'notRunning' && cards > 0
         && main.querySelector('[data-testid=stImage] img') !== null
         && main.querySelectorAll('.js-plotly-plot').length >= cards;
+}"""
+# The Photo page has answered an upload: every card with its top classes, the photo shown.
+PHOTO_SHOWN = """() => {
+    const main = document.querySelector('[data-testid=stMain]');
+    const app = document.querySelector('[data-testid=stApp]');
+    const cards = main.querySelectorAll('[data-testid=stMetric]').length;
+    return app.getAttribute('data-test-script-state') === 'notRunning' && cards > 0
+        && main.querySelector('[data-testid=stImage] img') !== null
+        && main.querySelectorAll('[data-testid=stProgress]').length >= 3 * cards;
 }"""
 SERVER_START_S = 300  # Streamlit imports for seconds, more on a busy machine
 STEP_S = 300  # any other step of a session (opening the page, clearing): past this the server is stuck, not slow
@@ -212,3 +224,66 @@ class Session:
                 continue
             if timed:
                 self.seconds.append(seconds)
+
+
+def photo(index: int) -> bytes:
+    """A photo nobody else uploads: a grid of random colours drawn from the session's number."""
+    grid = np.random.default_rng(1000 + index).integers(0, 256, (6, 6, 3)).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(grid).resize((192, 192), Image.Resampling.NEAREST).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+# --- the server's CPU over a timed phase, and the tables of draw_load.py and photo_load.py -------------------------
+
+IDLE_S = 10.0  # after the warm-up, the sessions open and still: what the server spends when nobody acts
+
+
+async def idle_cpu_rate(pid: int) -> float:
+    """The server's CPU seconds per second over IDLE_S seconds of nobody doing anything: Streamlit's polling of its
+    config and secrets files and the like, which a timed phase's per-action figure holds too."""
+    before = cpu_seconds(pid)
+    await asyncio.sleep(IDLE_S)
+    return (cpu_seconds(pid) - before) / IDLE_S
+
+
+async def timed_cpu(pid: int, phase: Callable[[], Awaitable], unit: str, count: int) -> dict:
+    """Measure the idle rate, then start ``phase()`` (``count`` actions, each a ``unit``) and say what the server
+    spent on each: its CPU seconds per action, the same with its idle rate deducted, and its share of all the CPU
+    the machine used meanwhile."""
+    idle_rate = await idle_cpu_rate(pid)
+    server_before, machine_before, start = cpu_seconds(pid), machine_cpu_seconds(), time.monotonic()
+    await phase()
+    server_cpu, machine_cpu = cpu_seconds(pid) - server_before, machine_cpu_seconds() - machine_before
+    busy_s, count = time.monotonic() - start, max(count, 1)
+    return {f"server cpu s per {unit}": server_cpu / count, "server idle cpu s per s": idle_rate,
+            f"server cpu s per {unit}, idle deducted": max(server_cpu - idle_rate * busy_s, 0) / count,
+            "server cpu share": server_cpu / max(machine_cpu, 1e-9)}
+
+
+def percentiles(seconds: list[float]) -> dict:
+    """p50, p95 and the largest; None where nothing was answered in time."""
+    p50, p95, worst = np.percentile(seconds, [50, 95, 100]).tolist() if seconds else (None, None, None)
+    return {"p50 s": p50, "p95 s": p95, "max s": worst}
+
+
+def milliseconds(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def load_table(results: list[dict], unit: str) -> str:
+    """One row per number of sessions: latencies, the server's CPU per ``unit``, load and memory."""
+    memory_keys = list(results[0]["server rss MiB"])
+    head = ["sessions", f"{unit}s timed", "timeouts", "p50", "p95", "max", f"server CPU per {unit}",
+            "the same, idle deducted", "server CPU idle", "server's share of the CPU used", "load avg",
+            *(f"server RSS {k}" for k in memory_keys)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    for r in results:
+        row = [str(r["sessions"]), str(r[f"{unit}s timed"]), str(r["timeouts"]),
+               *(milliseconds(r[k]) for k in ("p50 s", "p95 s", "max s", f"server cpu s per {unit}",
+                                               f"server cpu s per {unit}, idle deducted")),
+               f"{r['server idle cpu s per s'] * 1000:,.0f} ms/s", f"{r['server cpu share']:.0%}",
+               f"{r['load average before']:.1f} → {r['load average after']:.1f}",
+               *(f"{r['server rss MiB'][k]:,.0f} MiB" for k in memory_keys)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)

@@ -19,7 +19,7 @@ if not study_table.loaded() and study_table.first_paint("study"):
 from convnets.datasets import default_home  # noqa: E402
 from convnets.device import describe_device, pick_device, precision_summary  # noqa: E402
 from convnets.errors import ConvnetsError  # noqa: E402
-from dashboard import access, settings  # noqa: E402
+from dashboard import access, heap, settings  # noqa: E402
 from dashboard.common import ALL, PAGES, data_dir, dataset_choices, dataset_label, page_path  # noqa: E402
 
 
@@ -78,4 +78,7 @@ with st.sidebar:
                f"{precision_summary(pick_device(), default_home())}")
     access.sign_in()
 
-navigation.run()
+try:
+    navigation.run()
+finally:  # after the page (which may stop or rerun): its answer is not delayed by the one-off collection
+    heap.freeze_after_imports()

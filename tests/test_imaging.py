@@ -18,10 +18,12 @@ from PIL import Image, ImageDraw
 from convnets.errors import ConvnetsError
 from convnets.imaging import (
     FILLED,
+    NOISE_FLOOR,
     NOTHING_DRAWN,
     TOO_LITTLE_INK,
     TOO_MUCH_INK,
     DrawingResult,
+    _brightness,
     prepare_drawing,
     prepare_upload,
     to_display,
@@ -217,6 +219,18 @@ def check_drawing_result(result: DrawingResult) -> None:
 )
 def test_any_rgba_array_gives_result(rgba: np.ndarray) -> None:
     check_drawing_result(prepare_drawing(rgba))
+
+
+@PROPERTY
+@given(arrays(np.uint8, st.tuples(st.integers(1, 64), st.integers(1, 64), st.sampled_from([3, 4])),
+              elements=st.integers(0, 255)))
+def test_ink_on_black_is_the_brightest_opaque_channel(pixels: np.ndarray) -> None:
+    """The Draw page's fast channel-by-channel reading gives what the plain definition gives, pixel for pixel."""
+    value = pixels[..., :3].max(axis=2)
+    if pixels.shape[2] == 4:
+        value = np.minimum(value, pixels[..., 3])
+    expected = np.where(value < NOISE_FLOOR, 0, value)
+    assert np.array_equal(_brightness(pixels), expected)
 
 
 @PROPERTY
