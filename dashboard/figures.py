@@ -25,8 +25,12 @@ CURVE_X = {"epoch": "epoch", "wall_seconds": "training time (s, wall clock)"}
 _METRICS = (("loss", ".4f"), ("accuracy", ".2%"))
 
 
+def _compact_layout(height: int, top: int = 30) -> dict:
+    return {"height": height, "margin": {"l": 10, "r": 10, "t": top, "b": 10}}
+
+
 def _compact(fig: go.Figure, height: int, top: int = 30) -> go.Figure:
-    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": top, "b": 10})
+    fig.update_layout(**_compact_layout(height, top))
     return fig
 
 
@@ -211,10 +215,11 @@ def per_class_accuracy(per_class: dict[str, float]) -> go.Figure:
 
 def probabilities_spec(p: Prediction) -> dict:
     """Every class's probability, the predicted one highlighted, as plotly's figure dictionary."""
-    colours = [ACCENT if i == p.label else MUTED for i in range(len(p.classes))]
+    label = p.label  # an argmax each time it is asked
+    colours = [ACCENT if i == label else MUTED for i in range(len(p.classes))]
     return {"data": [{"type": "bar", "x": list(p.classes), "y": [float(v) for v in p.probabilities],
                       "marker": {"color": colours}, "hovertemplate": "%{x}: %{y:.2%}<extra></extra>"}],
-            "layout": {"height": 150, "margin": {"l": 10, "r": 10, "t": 12, "b": 10},
+            "layout": {**_compact_layout(150, top=12),
                        "xaxis": {"type": "category", "tickangle": 0, "dtick": 1, "tickfont": {"size": 10}},
                        "yaxis": {"tickformat": ".0%", "range": [0, 1], "tickvals": [0, 0.5, 1]}}}
 
