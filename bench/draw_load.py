@@ -1,7 +1,8 @@
 """Drawing under load: N browser sessions draw digits at once on the Draw page of one dashboard server.
 
 For each N it starts `streamlit run dashboard/app.py` on a free port (by default on the shipped zoo, whose three
-MNIST models answer every stroke, with an empty temporary home and downloads off), opens N sessions in one
+MNIST models answer every stroke, with an empty temporary home and downloads off; its runs' ONNX graphs converted
+before it starts, as the dashboard does after a page's first answer: `sessions.with_graphs`), opens N sessions in one
 headless Chromium (a browser context each, so they share no cookies and each is its own Streamlit session) and
 has every session draw digits in cycles: draw, wait until the predictions are shown, clear. After one untimed
 warm-up cycle per session, all sessions start their timed cycles together. It reports, per N, the p50 and p95
@@ -33,7 +34,18 @@ from pathlib import Path
 
 from playwright.async_api import Browser, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from sessions import CHROMIUM, CHROMIUM_ARGS, Session, dashboard, load_table, percentiles, rss_mib, timed_cpu
+from sessions import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CONVERSIONS,
+    Session,
+    conversions_line,
+    dashboard,
+    load_table,
+    percentiles,
+    rss_mib,
+    timed_cpu,
+)
 
 
 async def load(browser: Browser, url: str, server: subprocess.Popen, n: int, cycles: int, limit_s: float) -> dict:
@@ -88,11 +100,12 @@ def main() -> None:
     except PlaywrightTimeout as stuck:
         raise SystemExit(f"error: a session got stuck: {stuck.message.splitlines()[0]}") from None
     if args.json:
-        print(json.dumps({"cpu cores": os.cpu_count(), "results": results}))
+        print(json.dumps({"cpu cores": os.cpu_count(), "conversions": CONVERSIONS, "results": results}))
         return
     print(f"{os.cpu_count()} CPU cores; {args.cycles} timed cycles per session after one warm-up; "
           "seconds from the stroke's release to the predictions shown")
     print(load_table(results, "stroke"))
+    print(conversions_line())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 The Photo page's counterpart of `draw_load.py` (issue 38's "<= 100 ms of server CPU per photo with the 12 CIFAR-10
 models"). For each N it starts `streamlit run dashboard/app.py` on a free port on the shipped zoo (whose twelve
-CIFAR-10 models answer every photo; an empty temporary home, downloads off), opens N sessions in one headless
+CIFAR-10 models answer every photo; an empty temporary home, downloads off, the runs' ONNX graphs converted before
+it starts, as the dashboard does after a page's first answer: `sessions.with_graphs`), opens N sessions in one headless
 Chromium, a browser context each, and has every session upload photos one after another: set the uploader's file,
 wait until the page shows that photo (its file name in the caption) with every model's card and top three classes.
 Every upload is a photo nobody uploaded before (a grid of random colours), so no cache answers it. After one
@@ -33,9 +34,11 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from sessions import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    CONVERSIONS,
     PHOTO_SHOWN,
     READY,
     STEP_S,
+    conversions_line,
     dashboard,
     load_table,
     percentiles,
@@ -134,11 +137,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a killed benchmark still stops its server
     results = [asyncio.run(measure(n, args)) for n in args.sessions]
     if args.json:
-        print(json.dumps({"cpu cores": os.cpu_count(), "results": results}, indent=1))
+        print(json.dumps({"cpu cores": os.cpu_count(), "conversions": CONVERSIONS, "results": results}, indent=1))
     else:
         print(f"{os.cpu_count()} CPU cores; {args.uploads} timed uploads per session after one warm-up; seconds from "
               "setting the file to the answers shown")
         print(load_table(results, "upload"))
+        print(conversions_line())
 
 
 if __name__ == "__main__":

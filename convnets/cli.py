@@ -1,5 +1,5 @@
 """``python -m convnets``: list models, train (or fetch from the cache), list runs, re-evaluate, compare, measure
-robustness, attack, predict, explain, export a run, write an offline report.
+robustness, attack, predict, explain, export a run, prepare the runs' fast inference, write an offline report.
 
 A contract other tools rely on: with ``--json`` the last line of stdout is one JSON document; bad input
 prints one ``error: ...`` line on stderr and exits with status 2.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -121,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--format", required=True, choices=("safetensors", "onnx"), dest="fmt")
     xp.add_argument("--out", required=True, type=Path, metavar="DIR", help="the folder to write (created)")
     _common(xp, device=False, data=True)
+
+    pi = sub.add_parser("prepare-inference", help="convert finished runs to ONNX graphs, which answer one drawing or "
+                        "photo in half PyTorch's CPU time (the dashboard starts this itself when it needs them)")
+    pi.add_argument("--runs", nargs="+", metavar="RUN_ID", help="only these runs (default: every finished run)")
+    pi.add_argument("--low-priority", action="store_true", help="behind everything else on the machine")
+    pi.add_argument("--json", action="store_true")
 
     rp = sub.add_parser("report", help="the leaderboard, curves, confusion matrices, a comparison, calibration and "
                         "robustness as one self-contained HTML file, to open without network or server")
@@ -543,6 +550,26 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_prepare_inference(args) -> int:
+    from .inference import prepare
+    from .store import RunStore
+
+    store = RunStore()
+    runs = [store.require(r) for r in args.runs] if args.runs else store.finished()
+    if args.low_priority:  # the dashboard's background conversion: clicks come first
+        os.nice(10)
+    records = prepare(store, runs)
+    if args.json:
+        print(json.dumps(records))
+    else:
+        for r in records:
+            done = f"converted in {r['seconds']:.1f} s" if "graph" in r else f"failed: {r['error']}"
+            print(f"{r['run_id']}: {done}")
+        print(f"{sum('graph' in r for r in records)} of {len(runs)} runs converted ({len(runs) - len(records)} had a "
+              "graph, or a failed try, already)")
+    return 0 if all("graph" in r for r in records) else EXIT_ERROR
+
+
 def cmd_report(args) -> int:
     try:  # the report draws with the dashboard's figures: plotly and pandas (the one command that needs them)
         from dashboard.report import write_report
@@ -626,4 +653,4 @@ def cmd_hash_password(args) -> int:
 COMMANDS = {"models": cmd_models, "train": cmd_train, "runs": cmd_runs, "eval": cmd_eval, "compare": cmd_compare,
             "robustness": cmd_robustness, "attack": cmd_attack, "predict": cmd_predict, "explain": cmd_explain,
             "datasets": cmd_datasets, "zoo": cmd_zoo, "hash-password": cmd_hash_password,
-            "export": cmd_export, "report": cmd_report}
+            "export": cmd_export, "prepare-inference": cmd_prepare_inference, "report": cmd_report}

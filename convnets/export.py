@@ -29,6 +29,7 @@ from . import data as datamod
 from .config import reproduce_command
 from .datasets import get_dataset
 from .errors import ConvnetsError
+from .inference import INPUT, OUTPUT, Probabilities, open_session, write_onnx
 from .models import get_model
 from .models.classifier import build_classifier
 from .overview import read_sample
@@ -40,18 +41,6 @@ MIN_AGREEMENT = 0.999  # the share of images on which the exported model must pi
 TOLERANCE = 1e-3  # the largest difference in any class probability
 BATCH = 500
 WEIGHTS = {"safetensors": "model.safetensors", "onnx": "model.onnx"}
-INPUT, OUTPUT = "pixels", "probabilities"  # the ONNX graph's input and output names
-
-
-class Probabilities(nn.Module):
-    """The run's classifier on [0, 1] pixels, answering class probabilities: the graph the ONNX export holds."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.classifier(pixels * 255).softmax(1)
 
 
 @dataclass(frozen=True)
@@ -86,15 +75,15 @@ def export_run(run: Run, fmt: str, out: Path, data_dir: str | None = None) -> di
     except OSError as e:
         raise ConvnetsError(f"cannot create the export folder {out} ({e.strerror})") from None
     model = run.load_model("cpu").to(memory_format=torch.contiguous_format)
-    reference = Probabilities(model).eval()
+    reference = Probabilities(model, scale=255).eval()
     images, labels, source = _check_images(run, data_dir)
     if fmt == "onnx":
-        _write_onnx(reference, images[:2], out / WEIGHTS[fmt])
+        write_onnx(reference, images[:2].float() / 255, out / WEIGHTS[fmt])
         answer = _onnx_answer(out / WEIGHTS[fmt])
     else:
         save_file({k: v.float().contiguous() if v.is_floating_point() else v.contiguous()
                    for k, v in model.state_dict().items()}, str(out / WEIGHTS[fmt]), metadata={"form": "fp32"})
-        reloaded = Probabilities(build_classifier(run.config, load_file(out / WEIGHTS[fmt]))).eval()
+        reloaded = Probabilities(build_classifier(run.config, load_file(out / WEIGHTS[fmt])), scale=255).eval()
         answer = _torch_answer(reloaded)
     check = _check(_torch_answer(reference), answer, images, source)
     classes = list(get_dataset(run.config.dataset).classes)
@@ -148,18 +137,6 @@ def _check_images(run: Run, data_dir: str | None) -> tuple[torch.Tensor, torch.T
     return torch.from_numpy(images[: len(records)]).permute(0, 3, 1, 2).contiguous(), labels, "the run's mistakes"
 
 
-def _write_onnx(model: Probabilities, example: torch.Tensor, path: Path) -> None:
-    """torch.onnx's dynamo exporter, with a dynamic batch axis, into one file (no external data)."""
-    batch = torch.export.Dim("batch", min=1)
-    try:
-        program = torch.onnx.export(model, (example.float() / 255,), None, dynamo=True, verbose=False,
-                                    input_names=[INPUT], output_names=[OUTPUT],
-                                    dynamic_shapes={"pixels": {0: batch}})
-    except Exception as e:  # the exporter fails in many ways on a graph it cannot translate
-        raise ConvnetsError(f"torch.onnx could not export the model ({type(e).__name__}: {e})") from None
-    program.save(str(path), external_data=False)
-
-
 def _torch_answer(model: nn.Module):
     @torch.inference_mode()
     def answer(pixels: np.ndarray) -> np.ndarray:
@@ -168,9 +145,7 @@ def _torch_answer(model: nn.Module):
 
 
 def _onnx_answer(path: Path):
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = open_session(path)
     return lambda pixels: session.run([OUTPUT], {INPUT: pixels})[0]
 
 

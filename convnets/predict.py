@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import inference
+from .config import RunConfig
 from .datasets import get_dataset
 from .errors import ConvnetsError
 from .imaging import DrawingResult, prepare_drawing, prepare_for, prepare_upload  # noqa: F401 - the public inference API
@@ -18,6 +20,8 @@ from .models import net_name
 from .reporting import run_name
 from .schema import State
 from .store import Run, RunStore
+
+FEW = 8  # up to this many images at once: one thread, and the runs' ONNX graphs where they have them
 
 
 @dataclass
@@ -83,15 +87,22 @@ def _rank(summary: dict) -> tuple[bool, float, float]:
 
 @torch.inference_mode()
 def predict(images: list[np.ndarray], dataset: str, store: RunStore | None = None,
-            run_ids: list[str] | None = None) -> list[list[Prediction]]:
+            run_ids: list[str] | None = None, convert_in_background: bool = False) -> list[list[Prediction]]:
     """For each image (H×W grey or H×W×3, uint8, at the dataset's side), the prediction of every finished model
-    of the dataset, or of the runs named (see ``choose_runs``); a run that cannot answer is left out."""
+    of the dataset, or of the runs named (see ``choose_runs``); a run that cannot answer is left out.
+
+    Up to FEW images (a drawing, a photo) are answered by each run's ONNX graph where it has one (convnets.inference:
+    the same probabilities in half the CPU time), else by PyTorch; ``convert_in_background`` starts converting the
+    runs without one, for the pages, whose every click pays for the answers."""
     store = store or RunStore()
-    runs = store.finished(dataset) if run_ids is None else [r for r in map(store.get, run_ids) if r is not None]
+    found = store.finished(dataset) if run_ids is None else [r for r in map(store.get, run_ids) if r is not None]
+    runs = [(run, config) for run in found if (config := _config(run, dataset)) is not None]
     batch = as_batch(images)
     out: list[list[Prediction]] = [[] for _ in images]
     with threads_for(len(images)):
-        _predict_into(out, batch, dataset, runs)
+        _predict_into(out, batch, dataset, runs, store if len(images) <= FEW else None)
+    if convert_in_background and len(images) <= FEW:
+        inference.convert_in_background(store, [run for run, _ in runs])
     return out
 
 
@@ -103,27 +114,37 @@ def as_batch(images: Sequence[np.ndarray]) -> torch.Tensor:
 @contextmanager
 def threads_for(images: int) -> Iterator[None]:
     """A drawing is one tiny image: threading it costs more than it saves (140 ms vs 2 ms on a busy laptop), so
-    up to 8 images run on one thread and only bigger batches get them all."""
+    up to FEW images run on one thread and only bigger batches get them all."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1 if images <= 8 else before)
+    torch.set_num_threads(1 if images <= FEW else before)
     try:
         yield
     finally:
         torch.set_num_threads(before)
 
 
-def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str, runs: list[Run]) -> None:
-    for run in runs:
-        try:
-            config = run.config
-            if config.dataset != dataset:
+def _config(run: Run, dataset: str) -> RunConfig | None:
+    """The run's configuration if it is of ``dataset``; None also when it is unreadable: one damaged run must not
+    take every other model's answer away."""
+    try:
+        config = run.config
+    except (ConvnetsError, OSError):
+        return None
+    return config if config.dataset == dataset else None
+
+
+def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str,
+                  runs: list[tuple[Run, RunConfig]], graphs: RunStore | None) -> None:
+    """Each run's answers into ``out``, from its ONNX graph in ``graphs``' home where there is one."""
+    classes = list(get_dataset(dataset).classes)
+    for run, config in runs:
+        probs = inference.probabilities(graphs, run, batch) if graphs is not None else None
+        if probs is None:
+            try:
+                probs = load_model(run)(batch).softmax(1).numpy()
+            except (ConvnetsError, OSError):
                 continue
-            model = load_model(run)
-        except (ConvnetsError, OSError):  # one damaged run must not take every other model's answer away
-            continue
         name = run_name(net_name(config.model), config.recipe.epochs, run.run_id, run.readonly)
-        probs = model(batch).softmax(1)
-        classes = list(get_dataset(dataset).classes)
         for i, p in enumerate(probs.tolist()):
             out[i].append(Prediction(run.run_id, config.model, name, p, classes))
 

@@ -63,7 +63,7 @@ def drawing_board(dataset: str) -> None:
             common.draw_a_digit(drawing.reason if drawing is not None else explaining.NOTHING_YET)
             return
         runs = common.answering_runs(dataset)
-        predictions = predict([drawing.image], dataset, run_ids=runs)[0]
+        predictions = predict([drawing.image], dataset, run_ids=runs, convert_in_background=True)[0]
         if not predictions:
             st.info(f"Every finished {spec.label} run ended at chance level: turn them on above to see what they "
                     "say.", icon=":material/info:")

@@ -72,7 +72,8 @@ with image_column:
     st.image(common.enlarged(image, INPUT_SCALE), caption=f"{caption} · what the models see ({spec.size}×{spec.size})")
     explaining.link_inside("photo", "See where each model looks")
 with cards:
-    predictions = predict([image], dataset, run_ids=common.answering_runs(dataset))[0]
+    predictions = predict([image], dataset, run_ids=common.answering_runs(dataset),
+                          convert_in_background=True)[0]
     if predictions:
         common.prediction_cards(predictions, top=3)
     else:

@@ -18,6 +18,9 @@ from convnets import data as datamod
 # fp32 on every CPU, for the whole session and the servers and jobs it starts: which precision trains faster is
 # measured per machine (tests/test_train.py tests that choice), and the suite must compute alike on every CPU kind.
 os.environ["CONVNETS_BF16"] = "0"
+# No background ONNX conversions from the pages the tests open (their homes are thrown away): tests/test_inference.py
+# converts where it tests the conversion.
+os.environ["CONVNETS_BACKGROUND_CONVERSION"] = "0"
 
 CIFAR_CLASSES = list(datamod.get_dataset("cifar10").classes)
 

@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from ui_helpers import built_store, copy_runs  # noqa: F401 - built_store is a fixture
 
-from convnets import export
+from convnets import export, inference
 from convnets.cli import main
 from convnets.config import Recipe, RunConfig
 from convnets.errors import ConvnetsError
@@ -80,12 +80,12 @@ def test_the_onnx_graph_takes_unit_pixels_with_any_batch_and_holds_the_flips(tmp
     model = classifier(config, torch.full((3,), 120.0), torch.full((3,), 60.0)).eval()
     path = tmp_path / "model.onnx"
     example = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
-    export._write_onnx(export.Probabilities(model).eval(), example, path)
+    inference.write_onnx(inference.Probabilities(model, scale=255).eval(), example.float() / 255, path)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     pixels = torch.rand(5, 3, 32, 32)
     pixels[..., :16] = 0  # dark on the left: the mirror is another image
     for batch in (1, 5):
-        got = session.run(None, {export.INPUT: pixels[:batch].numpy()})[0]
+        got = session.run(None, {inference.INPUT: pixels[:batch].numpy()})[0]
         with torch.no_grad():
             want = model(pixels[:batch] * 255).softmax(1).numpy()
             unflipped = model[1](model[0](pixels[:batch] * 255)).softmax(1).numpy()
