@@ -82,7 +82,8 @@ def graph_path(store: RunStore, run: Run) -> Path:
 
 def probabilities(store: RunStore, run: Run, pixels: torch.Tensor) -> np.ndarray | None:
     """The run's class probabilities for a batch of 0..255 pixels (N×C×H×W float) from its graph, one thread; None
-    when it has no graph yet. A damaged graph is removed (the next conversion writes it again) and answers None."""
+    when it has no graph yet. A damaged graph is removed (the next server's conversion writes it again) and answers
+    None."""
     try:
         path = graph_path(store, run)
     except OSError:
