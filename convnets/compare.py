@@ -46,6 +46,25 @@ def same_images(a: Predictions, b: Predictions) -> None:
                             "other labels): compare runs of one dataset and one copy of it")
 
 
+PAIRED_BY = ("dataset", "data_copy", "test_images")  # what two runs' summaries share when their test images are one
+
+
+def comparable(a: dict, b: dict) -> bool:
+    """Whether two runs' summaries say they were evaluated on the same test images (dataset, copy, count): only
+    then can their answers be paired image by image."""
+    return all(a.get(k) is not None and a.get(k) == b.get(k) for k in PAIRED_BY)
+
+
+def default_pair(summaries: list[dict], first: str | None = None) -> tuple[str, str]:
+    """The two of at least two runs Compare opens on: ``first`` where it is among them (a link's run), else the first
+    run that has a comparable partner, and the first run comparable with it; where there is none, simply the next
+    run (the page then says why the two cannot be compared)."""
+    ids = [s["run_id"] for s in summaries]
+    partners = {s["run_id"]: [t["run_id"] for t in summaries if t is not s and comparable(s, t)] for s in summaries}
+    a = first if first in partners else next((i for i in ids if partners[i]), ids[0])
+    return a, partners[a][0] if partners[a] else next(i for i in ids if i != a)
+
+
 def only_right(a: Predictions, b: Predictions) -> np.ndarray:
     """The images A gets right and B gets wrong, B's most confident mistakes first."""
     same_images(a, b)

@@ -232,6 +232,7 @@ class Run:
             epochs_done=len(history),
             params=status.get("params"),
             test_accuracy=evaluation.get("test_accuracy"),
+            test_images=evaluation.get("test_images"),
             at_chance=at_chance(evaluation.get("test_accuracy"), len(evaluation.get("classes") or
                                                                     get_dataset(config.dataset).classes)),
             test_loss=evaluation.get("test_loss"),

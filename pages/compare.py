@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from convnets.calibration import reliability
-from convnets.compare import cell, compare, only_right
+from convnets.compare import cell, compare, default_pair, only_right
 from convnets.data import SplitImages
 from convnets.datasets import get_dataset
 from convnets.errors import ConvnetsError
@@ -57,10 +57,11 @@ else:
 by_id = {r["run_id"]: r for r in pairs[dataset]}
 ids = list(by_id)
 left, right = st.columns(2)
-start = ids.index(wanted) if wanted in ids else 0  # a link from another page opens on its run as A
-a = left.selectbox("Run A", ids, index=start, format_func=lambda i: common.run_label(by_id[i]), key="compare_a")
+first, _ = default_pair(pairs[dataset], wanted)  # a link from another page opens on its run as A
+a = left.selectbox("Run A", ids, index=ids.index(first), format_func=lambda i: common.run_label(by_id[i]),
+                   key="compare_a")
 other = st.query_params.get(common.OTHER_RUN_PARAM)  # ...and on its other run as B
-index_b = ids.index(other) if other in ids and other != a else 1 if start == 0 else 0
+index_b = ids.index(other if other in ids and other != a else default_pair(pairs[dataset], a)[1])
 b = right.selectbox("Run B", ids, index=index_b, format_func=lambda i: common.run_label(by_id[i]), key="compare_b")
 if a == b:
     st.info("Pick two different runs.", icon=":material/info:")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from convnets.cli import main
-from convnets.compare import cell, compare, mcnemar_p, only_right, predictions_of
+from convnets.compare import cell, comparable, compare, default_pair, mcnemar_p, only_right, predictions_of
 from convnets.config import RunConfig
 from convnets.errors import ConvnetsError
 from convnets.models import get_model
@@ -119,3 +119,19 @@ def test_cli_compare_refuses_unfinished_runs(capsys):
     code = main(["compare", run.run_id, run.run_id])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"error: run {run.run_id} is failed, not finished"]
+
+
+def summary(run_id: str, test_images: int | None = 200, data_copy: str = "official", dataset: str = "mnist") -> dict:
+    return {"run_id": run_id, "dataset": dataset, "data_copy": data_copy, "test_images": test_images}
+
+
+def test_compare_opens_on_two_runs_evaluated_on_the_same_test_images():
+    small, *full = summary("a", 200), summary("b", 10_000), summary("c", 10_000)
+    assert default_pair([small, *full]) == ("b", "c")  # the first run has no partner: the first pair that does
+    assert default_pair([small, *full], first="c") == ("c", "b")  # a link's run stays A, with a partner of its own
+    other_copy = summary("d", 10_000, data_copy="jpeg")
+    assert default_pair([full[0], other_copy, full[1]]) == ("b", "c")
+    unknown = [summary("e", None), summary("f", None)]  # runs from before the count was kept: no evidence
+    assert not comparable(*unknown) and comparable(full[0], full[1])
+    assert default_pair([small, other_copy]) == ("a", "d")  # no comparable pair: the page says why
+    assert default_pair([small, other_copy], first="d") == ("d", "a")
