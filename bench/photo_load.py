@@ -16,7 +16,11 @@ them), the same with the idle rate deducted, the server's share of the CPU the m
 memory. An upload is a whole-page rerun (the sidebar, the page, twelve forward passes, twelve cards), not a
 fragment's as a stroke is.
 
-    python bench/photo_load.py [--sessions 1 4] [--uploads 10] [--timeout 120] [--json]
+With the baseline (the default), each N first gets a server without the graphs, PyTorch answering, and the ratio
+of the two servers' CPU per upload is printed under the table: these machines' speed drifts by tens of percent
+within an hour, so the graphs' gain is read from the same run.
+
+    python bench/photo_load.py [--sessions 1 4] [--uploads 10] [--timeout 120] [--no-baseline] [--json]
 """
 
 import argparse
@@ -111,20 +115,33 @@ async def load(browser: Browser, url: str, server_pid: int, n: int, uploads: int
             **percentiles(times), **cpu, "server rss MiB": memory}
 
 
-async def measure(n: int, args: argparse.Namespace) -> dict:
+ENGINES = {False: "PyTorch", True: "ONNX Runtime"}  # with graphs or without: what answers the uploads
+
+
+async def measure(n: int, args: argparse.Namespace, graphs: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="photo-load-") as scratch:
         home, folder = Path(scratch) / "home", Path(scratch) / "photos"
         folder.mkdir()
         home.mkdir()
         load_before = os.getloadavg()[0]
-        with dashboard(home, shipped_zoo=True) as (server, url):
+        with dashboard(home, shipped_zoo=True, graphs=graphs) as (server, url):
             async with async_playwright() as p:
                 browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 try:
                     result = await load(browser, url, server.pid, n, args.uploads, args.timeout, folder)
                 finally:
                     await browser.close()
-        return {**result, "load average before": load_before, "load average after": os.getloadavg()[0]}
+        return {"answered by": ENGINES[graphs], **result, "load average before": load_before,
+                "load average after": os.getloadavg()[0]}
+
+
+def ratios(results: list[dict]) -> str:
+    """The baseline's server CPU per upload over the graphs', per number of sessions, in words."""
+    per = {(r["sessions"], r["answered by"]): r["server cpu s per upload"] for r in results}
+    found = [f"{n} session{'s' * (n > 1)}: {per[n, ENGINES[False]] / per[n, ENGINES[True]]:.2f}×"
+             for n in dict.fromkeys(r["sessions"] for r in results) if (n, ENGINES[False]) in per]
+    return f"server CPU per upload, {ENGINES[False]} / {ENGINES[True]}, the same run: " + ", ".join(found) \
+        if found else ""
 
 
 def main() -> None:
@@ -132,16 +149,21 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4], help="numbers of sessions to try")
     parser.add_argument("--uploads", type=int, default=10, help="timed uploads per session")
     parser.add_argument("--timeout", type=float, default=120, help="seconds an upload may take to be answered")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="also a server without the ONNX graphs, PyTorch answering, before each (default: on)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a killed benchmark still stops its server
-    results = [asyncio.run(measure(n, args)) for n in args.sessions]
+    results = [asyncio.run(measure(n, args, graphs)) for n in args.sessions
+               for graphs in ([False] if args.baseline else []) + [True]]
     if args.json:
-        print(json.dumps({"cpu cores": os.cpu_count(), "conversions": CONVERSIONS, "results": results}, indent=1))
+        print(json.dumps({"cpu cores": os.cpu_count(), "conversions": CONVERSIONS, "results": results,
+                          "ratios": ratios(results)}, indent=1))
     else:
         print(f"{os.cpu_count()} CPU cores; {args.uploads} timed uploads per session after one warm-up; seconds from "
               "setting the file to the answers shown")
         print(load_table(results, "upload"))
+        print(ratios(results))
         print(conversions_line())
 
 

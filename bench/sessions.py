@@ -39,25 +39,26 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
                  "--disable-backgrounding-occluded-windows"]
 READY = "[data-testid=stApp][data-test-script-state=notRunning]"
+
+
+def answered(every_card: str) -> str:
+    """The JavaScript of a page that has answered: the rerun finished, at least one card (a model's metric), the
+    input image shown, and ``every_card`` true of the page's elements (`cards` holds their number)."""
+    return """() => {
+    const main = document.querySelector('[data-testid=stMain]');
+    const app = document.querySelector('[data-testid=stApp]');
+    const cards = main.querySelectorAll('[data-testid=stMetric]').length;
+    return app.getAttribute('data-test-script-state') === 'notRunning' && cards > 0
+        && main.querySelector('[data-testid=stImage] img') !== null
+        && """ + every_card + """;
+}"""
+
+
 # The predictions are shown: the fragment's rerun has finished with the models' input and every card's answer and
 # probability chart on the page. Right after a Clear none of them is there, so this cannot be the last stroke's.
-SHOWN = """() => {
-    const main = document.querySelector('[data-testid=stMain]');
-    const app = document.querySelector('[data-testid=stApp]');
-    const cards = main.querySelectorAll('[data-testid=stMetric]').length;
-    return app.getAttribute('data-test-script-state') === 'notRunning' && cards > 0
-        && main.querySelector('[data-testid=stImage] img') !== null
-        && main.querySelectorAll('.js-plotly-plot').length >= cards;
-}"""
+SHOWN = answered("main.querySelectorAll('.js-plotly-plot').length >= cards")
 # The Photo page has answered an upload: every card with its top classes, the photo shown.
-PHOTO_SHOWN = """() => {
-    const main = document.querySelector('[data-testid=stMain]');
-    const app = document.querySelector('[data-testid=stApp]');
-    const cards = main.querySelectorAll('[data-testid=stMetric]').length;
-    return app.getAttribute('data-test-script-state') === 'notRunning' && cards > 0
-        && main.querySelector('[data-testid=stImage] img') !== null
-        && main.querySelectorAll('[data-testid=stProgress]').length >= 3 * cards;
-}"""
+PHOTO_SHOWN = answered("main.querySelectorAll('[data-testid=stProgress]').length >= 3 * cards")
 SERVER_START_S = 300  # Streamlit imports for seconds, more on a busy machine
 STEP_S = 300  # any other step of a session (opening the page, clearing): past this the server is stuck, not slow
 POLL_MS = 20  # how often the page checks for the predictions: the resolution of every figure
@@ -72,15 +73,19 @@ DIGITS: dict[str, Shape] = {
 
 
 @contextmanager
-def dashboard(home: Path, shipped_zoo: bool,
-              env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+def dashboard(home: Path, shipped_zoo: bool, env: dict[str, str] | None = None,
+              graphs: bool = True) -> Iterator[tuple[subprocess.Popen, str]]:
     """A dashboard server of its own on a free port, with downloads off and ``env`` added to the environment, its
-    home holding the finished runs' ONNX graphs (``with_graphs``); yields the process and its URL. Stopped on the
-    way out, its log's tail shown if it failed."""
+    home holding the finished runs' ONNX graphs (``with_graphs``), or, without ``graphs``, none and no background
+    conversion (PyTorch answers: the baseline); yields the process and its URL. Stopped on the way out, its log's
+    tail shown if it failed."""
     env = {**os.environ, "CONVNETS_HOME": str(home), "CONVNETS_OFFLINE": "1", **(env or {})}
     if shipped_zoo:
         env.pop("CONVNETS_ZOO", None)  # unset: the store reads the repository's zoo/
-    with_graphs(home, env)
+    if graphs:
+        with_graphs(home, env)
+    else:
+        env["CONVNETS_BACKGROUND_CONVERSION"] = "0"
     with tempfile.TemporaryFile() as log:
         server = None
         try:
@@ -313,12 +318,13 @@ def milliseconds(seconds: float | None) -> str:
 def load_table(results: list[dict], unit: str) -> str:
     """One row per number of sessions: latencies, the server's CPU per ``unit``, load and memory."""
     memory_keys = list(results[0]["server rss MiB"])
-    head = ["sessions", f"{unit}s timed", "timeouts", "p50", "p95", "max", f"server CPU per {unit}",
+    by = ["answered by"] if "answered by" in results[0] else []  # a benchmark with a baseline says which row is which
+    head = [*by, "sessions", f"{unit}s timed", "timeouts", "p50", "p95", "max", f"server CPU per {unit}",
             "the same, idle deducted", "server CPU idle", "server's share of the CPU used", "load avg",
             *(f"server RSS {k}" for k in memory_keys)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for r in results:
-        row = [str(r["sessions"]), str(r[f"{unit}s timed"]), str(r["timeouts"]),
+        row = [*(r[k] for k in by), str(r["sessions"]), str(r[f"{unit}s timed"]), str(r["timeouts"]),
                *(milliseconds(r[k]) for k in ("p50 s", "p95 s", "max s", f"server cpu s per {unit}",
                                                f"server cpu s per {unit}, idle deducted")),
                f"{r['server idle cpu s per s'] * 1000:,.0f} ms/s", f"{r['server cpu share']:.0%}",
