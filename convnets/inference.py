@@ -138,40 +138,53 @@ def convert(store: RunStore, run: Run) -> Path:
 
 
 def missing(store: RunStore, runs: list[Run]) -> list[Run]:
-    """The runs with neither a graph nor a failed conversion of their current weights."""
-    paths = {run.run_id: graph_path(store, run) for run in runs}
-    return [r for r in runs if not paths[r.run_id].exists() and not paths[r.run_id].with_suffix(".failed").exists()]
+    """The runs with neither a graph nor a failed conversion of their current weights (nor weights gone meanwhile)."""
+    return list(_needing_graphs(store, runs))
+
+
+def _needing_graphs(store: RunStore, runs: list[Run]) -> dict[Run, Path]:
+    found = {}
+    for run in runs:
+        with suppress(OSError):
+            path = graph_path(store, run)
+            if not path.exists() and not path.with_suffix(".failed").exists():
+                found[run] = path
+    return found
 
 
 _worker: subprocess.Popen | None = None
-_tried: set[str] = set()  # the graphs this process has started a conversion of: each is tried once
+_tried: set[Path] = set()  # the graphs this process has started a conversion of: each is tried once
 _lock = threading.Lock()
 
 
 def convert_in_background(store: RunStore, runs: list[Run]) -> bool:
     """Start converting the runs that need a graph, in one process of low priority and one thread, unless one is
-    already at work or each of them was tried already; True when a conversion is under way."""
+    already at work or each of them was tried already; True when a conversion is under way. A home it cannot write
+    to only means no conversion: PyTorch goes on answering."""
     global _worker
     if os.environ.get(BACKGROUND) == "0":
         return False
     with _lock:
         if _worker is not None and _worker.poll() is None:
             return True
-        todo = [r for r in missing(store, runs) if str(graph_path(store, r)) not in _tried]
+        todo = {run: path for run, path in _needing_graphs(store, runs).items() if path not in _tried}
         if not todo:
             return False
-        _tried.update(str(graph_path(store, r)) for r in todo)
+        _tried.update(todo.values())
         folder = store.home / "inference"
-        folder.mkdir(parents=True, exist_ok=True)
         package_root = str(Path(__file__).resolve().parent.parent)
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "CONVNETS_HOME": str(store.home), "PYTHONPATH": path}
         env["CONVNETS_ZOO"] = str(store.zoo_dir.parent) if store.zoo_dir else ""  # the same zoo, or none
         command = [sys.executable, "-m", "convnets", "prepare-inference", "--low-priority", "--runs",
                    *(r.run_id for r in todo)]
-        with open(folder / "conversion.log", "ab") as log:
-            _worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, env=env)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / "conversion.log", "ab") as log:
+                _worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           start_new_session=True, env=env)
+        except OSError:
+            return False
         return True
 
 

@@ -174,3 +174,17 @@ def test_the_prepare_inference_command_reports_each_run(store, monkeypatch, caps
     assert record["run_id"] == run.run_id and record["graph"] == str(inference.graph_path(store, run))
     assert main(["prepare-inference", "--runs", run.run_id]) == 0
     assert "0 of 1 runs converted (1 had a graph, or a failed try, already)" in capsys.readouterr().out
+
+
+def test_a_home_that_cannot_be_written_only_means_no_conversion(store, monkeypatch, tmp_path):
+    monkeypatch.delenv(inference.BACKGROUND)
+    monkeypatch.setattr(inference, "_worker", None)
+    monkeypatch.setattr(inference, "_tried", set())
+    (tmp_path / "a-file").write_text("")
+    blocked = RunStore(tmp_path / "a-file" / "home", zoo=store.zoo_dir.parent)  # its home can never be made
+    assert not inference.convert_in_background(blocked, blocked.finished())
+    assert inference._worker is None
+    [run] = store.finished("mnist")
+    (run.path / "model.safetensors").unlink()  # weights gone between the run list and the conversion
+    assert inference.missing(store, [run]) == [] and inference.probabilities(store, run, torch.zeros(1, 1, 28, 28)) \
+        is None
