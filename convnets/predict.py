@@ -100,9 +100,9 @@ def predict(images: list[np.ndarray], dataset: str, store: RunStore | None = Non
     batch = as_batch(images)
     out: list[list[Prediction]] = [[] for _ in images]
     with threads_for(len(images)):
-        _predict_into(out, batch, dataset, runs, store if len(images) <= FEW else None)
-    if convert_in_background and len(images) <= FEW:
-        inference.convert_in_background(store, [run for run, _ in runs])
+        without_graph = _predict_into(out, batch, dataset, runs, store if len(images) <= FEW else None)
+    if convert_in_background and len(images) <= FEW and without_graph:
+        inference.convert_in_background(store, without_graph)
     return out
 
 
@@ -134,12 +134,15 @@ def _config(run: Run, dataset: str) -> RunConfig | None:
 
 
 def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str,
-                  runs: list[tuple[Run, RunConfig]], graphs: RunStore | None) -> None:
-    """Each run's answers into ``out``, from its ONNX graph in ``graphs``' home where there is one."""
+                  runs: list[tuple[Run, RunConfig]], graphs: RunStore | None) -> list[Run]:
+    """Each run's answers into ``out``, from its ONNX graph in ``graphs``' home where there is one; returns the runs
+    PyTorch answered instead."""
     classes = list(get_dataset(dataset).classes)
+    without_graph = []
     for run, config in runs:
         probs = inference.probabilities(graphs, run, batch) if graphs is not None else None
         if probs is None:
+            without_graph.append(run)
             try:
                 probs = load_model(run)(batch).softmax(1).numpy()
             except (ConvnetsError, OSError):
@@ -147,6 +150,7 @@ def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str
         name = run_name(net_name(config.model), config.recipe.epochs, run.run_id, run.readonly)
         for i, p in enumerate(probs.tolist()):
             out[i].append(Prediction(run.run_id, config.model, name, p, classes))
+    return without_graph
 
 
 def _chw(image: np.ndarray) -> np.ndarray:
