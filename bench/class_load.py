@@ -184,6 +184,8 @@ class ClassSession(Session):
         main = await self.page.get_by_test_id("stMain").inner_text()
         state = await self.page.get_by_test_id("stApp").get_attribute("data-test-script-state")
         said = next((line for line in main.splitlines() if "drawn" in line or "ink" in line), "no message")
+        if await errors(self.page):  # the rerun failed: its error's first line says why
+            said = (await self.page.get_by_test_id("stException").first.inner_text()).strip().splitlines()[0]
         cards = len(await self.page.evaluate(CARDS))
         self.losses.append(f"stroke {len(self.answers) + len(self.losses) + 1}: ink on {(pixels > 0).mean():.1%} of "
                            f"the canvas, {cards} cards, the page says '{said}', script {state}")

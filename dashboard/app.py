@@ -9,7 +9,9 @@ if ROOT not in sys.path:  # Streamlit puts dashboard/ on the path, not the repos
 
 import streamlit as st  # noqa: E402
 
-from dashboard import study_table  # noqa: E402 - without PyTorch
+from dashboard import cpython_fixes, study_table  # noqa: E402 - without PyTorch
+
+cpython_fixes.install()  # before any session's thread parses (numpy's .npz headers)
 
 st.set_page_config(page_title="convnets", page_icon="🧠", layout="wide")
 # A fresh server: the study's table now, then PyTorch and the models, then the app (a rerun over the study's head)
