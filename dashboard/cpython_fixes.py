@@ -6,7 +6,7 @@ constructor recursion depth mismatch` (CPython gh-106905, fixed in 3.11.8 by a c
 Every session's script runs in a thread of its own, and numpy parses the header of each array it loads from an
 .npz with `ast.literal_eval`: when a job's new epoch makes thirty sessions re-read the store at once, one in a
 thousand reruns failed this way (a stroke on the Draw page left unanswered, in `bench/class_load.py`). Parsing one
-at a time costs nothing measurable (a header takes microseconds) and is done only on the Pythons that need it.
+at a time costs nothing measurable (a header takes tens of microseconds) and is done only on the Pythons that need it.
 """
 
 from __future__ import annotations

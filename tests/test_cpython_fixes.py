@@ -3,6 +3,7 @@ away (what thirty sessions re-reading the store's .npz files do) raise SystemErr
 and never once the parsing takes turns."""
 
 import ast
+import gc
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from dashboard import cpython_fixes  # noqa: E402
 
-PARSES = 600  # enough for a dozen failures or more where the bug is (measured: 11-27 on 3.11.7)
+PARSES = 600  # enough for a dozen failures or more where the bug is (measured: 19-27 on 3.11.7)
 
 
 class Cycle:
@@ -31,8 +32,6 @@ class Cycle:
 def race(parses: int = PARSES) -> int:
     """Three threads parse a dict literal (numpy's headers are such) while a fourth makes garbage; the number of
     parses that failed with SystemError."""
-    import gc
-
     source = "{" + ",".join(f"'k{i}': ({i}, [{i}, {i}])" for i in range(200)) + "}"
     failed, done = [], []
 
