@@ -206,6 +206,7 @@ RECIPE_HELP = {
     "warmup": "fraction of the steps spent warming up (one-cycle schedules)", "augment": None,
     "normalize": "input standardisation: per channel, per pixel, or /255",
     "tta": "evaluate and predict on each image and its mirror, averaging (mirrored augmentations only)",
+    "ema": "evaluate and store a moving average of the weights with this decay per step, e.g. 0.99 (0: none)",
 }
 
 

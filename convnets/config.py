@@ -46,6 +46,7 @@ class Recipe:
     augment: str = "crop-flip"  # crop-flip | flip | shift | none
     normalize: str = "channel"  # channel (per-channel mean/std) | pixel (mean/std image) | unit (/255)
     tta: bool = False  # evaluate (and predict) on each image and its mirror, averaging the probabilities
+    ema: float = 0.0  # decay of a moving average of the weights, which is evaluated and stored (0: none)
 
     def replace(self, **changes) -> Recipe:
         """This recipe with the given fields changed (None leaves a field as it is)."""
@@ -91,11 +92,12 @@ RANGES = {
     "weight_decay": (0, 0.1, False, False),
     "label_smoothing": (0, 1, False, True),
     "warmup": (0, 1, False, True),
+    "ema": (0, 1, False, True),
 }
 INTEGERS = ("epochs", "batch_size")
 # Recipe fields added after runs were first stored, with their defaults: a run that leaves one at its default
 # keeps the id it had before the field existed.
-ADDED_LATER = {"tta": False}
+ADDED_LATER = {"tta": False, "ema": 0.0}
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "normalize": NORMALIZATIONS}
 
 

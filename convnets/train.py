@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as datamod
+from .averaging import WeightAverage
 from .config import SCHEDULES, Recipe, RunConfig
 from .device import describe_device, pick_device, precision_rule, record_timing, recorded_timing, timing_key, verdict
 from .errors import ConvnetsError
@@ -304,6 +305,7 @@ class Trainer:
         self.channels_last = use_channels_last(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.average = WeightAverage(self.model, self.recipe.ema) if self.recipe.ema else None
         trained: nn.Module = self.model
         if dist.world > 1:
             if sync_bn:
@@ -334,12 +336,23 @@ class Trainer:
     def steps_per_epoch(self, n: int) -> int:
         return n // self.recipe.batch_size if self.drop_last else math.ceil(n / self.recipe.batch_size)
 
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights a run is evaluated, predicted and stored with: the moving average where the recipe keeps
+        one, else the trained weights themselves."""
+        return self.model if self.average is None else self.average.averaged
+
     def load_state(self, resume: dict) -> None:
         self.model.load_state_dict(resume["model"])
         self.optimizer.load_state_dict(resume["optimizer"])
+        if self.average is not None:
+            self.average.load_state_dict(resume["average"])
 
     def state(self, epoch: int) -> dict:
-        return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        state = {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        if self.average is not None:
+            state["average"] = self.average.state_dict()
+        return state
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimisation step; returns the loss and the number of hits as device tensors (no host sync). With
@@ -351,6 +364,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
         return loss.detach(), hits
 
     def set_schedule(self, step: int, total: int) -> float:
@@ -378,16 +393,14 @@ class Trainer:
         if not self.compiled:
             return 0.0
         t0 = time.perf_counter()
-        weights = {k: v.clone() for k, v in self.model.state_dict().items()}
-        optimizer = copy.deepcopy(self.optimizer.state_dict())
+        before = copy.deepcopy(self.state(0))
         cpu_rng = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
         self.model.train()
         for _, (x, y) in zip(range(3), self.batches(split, 0)):  # CUDA graph trees: warm-up, capture, replay
             self.step(x, y)
         self._synchronize()
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(optimizer)
+        self.load_state(before)
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state(cuda_rng, self.device)
@@ -526,7 +539,7 @@ class _Job:
         trail = [EpochStats(h["train_loss"], h["train_accuracy"], h["images"], h["seconds"], h["lr"]) for h in history]
         snapshots = None
         if run is not None and self.snapshots:
-            snapshots = Snapshotter(run, trainer.model, get_model(config.model).cam_layer, test, data.classes)
+            snapshots = Snapshotter(run, trainer.evaluated, get_model(config.model).cam_layer, test, data.classes)
             snapshots.keep_earlier(load_snapshots(run) if history else None)
         for epoch in range(len(history) + 1, config.recipe.epochs + 1):
             trained_before = sum(h["seconds"] for h in history)
@@ -536,7 +549,7 @@ class _Job:
                 raise Diverged(f"training diverged in epoch {epoch} (loss {stats.loss}); try a lower learning rate")
             trail.append(stats)
             if run is not None:
-                scores = evaluate(trainer.model, test, device, cpu_bf16=trainer.bf16)
+                scores = evaluate(trainer.evaluated, test, device, cpu_bf16=trainer.bf16)
                 history.append(HistoryRow(
                     epoch=epoch, train_loss=stats.loss, train_accuracy=stats.accuracy, test_loss=scores["loss"],
                     test_accuracy=scores["accuracy"], lr=stats.lr, seconds=round(stats.seconds, 3),
@@ -555,7 +568,7 @@ class _Job:
         if snapshots is not None:
             snapshots.close()
         if run is not None:
-            self._finish(run, trainer.model, data, history, status)
+            self._finish(run, trainer.evaluated, data, history, status)
 
     def _precision(self, run: Run | None) -> tuple[bool, str]:
         """A resumed run keeps the precision of its first epochs; several processes take the recorded choice

@@ -199,7 +199,8 @@ with st.form("train"):
     device = columns[4].selectbox("Device", available_devices())
     defaults = (f"{recipe.optimizer}, {recipe.schedule} schedule, weight decay {recipe.weight_decay:g}, "
                 f"label smoothing {recipe.label_smoothing:g}, augmentation {recipe.augment}"
-                f"{', test-time flips' if recipe.tta else ''}")
+                f"{', test-time flips' if recipe.tta else ''}"
+                f"{f', weight average {recipe.ema:g}' if recipe.ema else ''}")
     with st.expander(f"More of the recipe (default: {defaults})"):
         more = st.columns(5)
         optimizer = more[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(recipe.optimizer),
@@ -215,10 +216,17 @@ with st.form("train"):
         augment = more[4].selectbox("Augmentation", AUGMENTATIONS, index=AUGMENTATIONS.index(recipe.augment),
                                     help="crop-flip: random 4-pixel shifts and mirroring; flip: mirroring only; "
                                     "shift: 2-pixel shifts only (for digits)", key=f"augment-{key}")
-        tta = st.checkbox("Test-time flips", value=recipe.tta, key=f"tta-{key}",
-                          help="Evaluate and predict on each image and its mirror, averaging the two: about half "
-                          "a point on CIFAR-10 for twice the evaluation time; needs a mirrored augmentation "
-                          "(crop-flip or flip)")
+        last = st.columns(5, vertical_alignment="bottom")
+        ema = last[0].number_input("Weight average (EMA)", min_value=0.0, max_value=0.9999, value=recipe.ema,
+                                   step=0.01, format="%g", key=f"ema-{key}",
+                                   help="0: none. Otherwise the run is evaluated, predicts and is stored with a "
+                                   "moving average of its weights, this decay per step (0.99: about the last "
+                                   "hundred steps): ahead of the last weights while the learning rate is high, so "
+                                   "short schedules reach a target sooner")
+        tta = last[1].checkbox("Test-time flips", value=recipe.tta, key=f"tta-{key}",
+                               help="Evaluate and predict on each image and its mirror, averaging the two: about "
+                               "half a point on CIFAR-10 for twice the evaluation time; needs a mirrored "
+                               "augmentation (crop-flip or flip)")
     with st.expander("Several seeds, or a small sweep"):
         st.caption(f"Each run is a job of its own in the queue (at most {MAX_SWEEP}). Seeds count up from the seed "
                    "above; a list below trains every combination of its values, each with every seed.")
@@ -231,7 +239,7 @@ with st.form("train"):
         chosen = recipe.customised(
             epochs=int(epochs), batch_size=int(batch_size), lr=lr, optimizer=optimizer,
             schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing, augment=augment,
-            tta=tta)
+            tta=tta, ema=ema)
         base = RunConfig(model, dataset, chosen, seed=int(seed), data_copy=source.copy)
         try:
             configs = sweep(base, range(int(seed), int(seed) + int(seeds)), training.sweep_values(texts))

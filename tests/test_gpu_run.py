@@ -29,13 +29,16 @@ def test_the_smoke_run_goes_through_every_stage_and_packs_a_zoo(tmp_path):
 
     summary = json.loads((out / "summary.json").read_text())
     stages = summary["stages"]
-    assert list(stages) == ["machine", "tests", "speed", "accuracy", "zoo"]
+    assert list(stages) == ["machine", "tests", "speed", "accuracy", "shorter", "zoo"]
     assert not any(s["timed_out"] for s in stages.values())
     assert stages["machine"]["result"]["torch"] and stages["machine"]["exit"] == 0
     assert stages["tests"]["exit"] == 0 and "skipped" in stages["tests"]["tail"][-1]  # no CUDA here
     speed = stages["speed"]["result"]
     assert speed["data"].startswith("CIFAR-10 JPEG copy") and speed["rows"][0]["engine_batches"][0]["ratio"] > 0
     assert stages["accuracy"]["result"]["curve"] and stages["accuracy"]["result"]["data"] == "JPEG copy"
+    shorter = stages["shorter"]["result"]
+    assert shorter["recipe"]["ema"] == 0.9 and shorter["curve"] and shorter["run_id"] != stages["accuracy"]["result"][
+        "run_id"]
     assert stages["zoo"]["exit"] == 0
     log = (out / "gpu_run.log").read_text()
     assert "ImportError" not in log and "Traceback" not in log

@@ -44,8 +44,11 @@ def test_short_run_learns_and_is_cached(data_dir):
     assert cached and again.run_id == run.run_id
 
 
-def test_same_seed_same_weights_and_resume_matches(data_dir, tmp_path, monkeypatch):
-    reference, _ = train_run(mnist_config(), data_dir=str(data_dir), device="cpu")
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_same_seed_same_weights_and_resume_matches(data_dir, tmp_path, monkeypatch, ema):
+    """A resumed run stores the weights an uninterrupted one does; with a weight average, that is the average,
+    which the resume point must therefore carry too."""
+    reference, _ = train_run(mnist_config(ema=ema), data_dir=str(data_dir), device="cpu")
     expected = load_file(reference.path / "model.safetensors")
 
     # Interrupt a second store's run of the same configuration when epoch 2 begins, then resume it.
@@ -57,13 +60,13 @@ def test_same_seed_same_weights_and_resume_matches(data_dir, tmp_path, monkeypat
         return calls["n"] > 19 + 3  # 600/32 = 19 steps per epoch; stop a few steps into epoch 2
 
     with pytest.raises(Cancelled):
-        train_run(mnist_config(), data_dir=str(data_dir), device="cpu", cancel=cancel_in_epoch_two)
+        train_run(mnist_config(ema=ema), data_dir=str(data_dir), device="cpu", cancel=cancel_in_epoch_two)
     store = RunStore()
     run = store.get(reference.run_id)
     assert run.status()["state"] == "cancelled" and len(run.history()) == 1
     assert not (run.path / "model.safetensors").exists()
 
-    resumed, cached = train_run(mnist_config(), data_dir=str(data_dir), device="cpu")
+    resumed, cached = train_run(mnist_config(ema=ema), data_dir=str(data_dir), device="cpu")
     assert not cached and resumed.finished and len(resumed.history()) == 3
     got = load_file(resumed.path / "model.safetensors")
     assert expected.keys() == got.keys()
@@ -292,9 +295,11 @@ def test_flip_tta_averages_each_image_with_its_mirror_and_keeps_older_run_ids(da
 
     plain = RunConfig("lenet5", "cifar10", Recipe(epochs=1), data_copy="jpeg")
     before = plain.to_dict()
-    del before["recipe"]["tta"]  # the configuration as runs stored it before the field existed
+    for added_later in ("tta", "ema"):  # the configuration as runs stored it before these fields existed
+        del before["recipe"][added_later]
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:10]
     assert plain.run_id == f"lenet5-cifar10-{digest}"
+    assert RunConfig("lenet5", "cifar10", Recipe(epochs=1, ema=0.99), data_copy="jpeg").run_id != plain.run_id
     tta = RunConfig("lenet5", "cifar10", Recipe(epochs=1, tta=True), data_copy="jpeg")
     assert tta.run_id != plain.run_id
     with pytest.raises(ConvnetsError, match="mirrored augmentation"):
@@ -307,3 +312,35 @@ def test_flip_tta_averages_each_image_with_its_mirror_and_keeps_older_run_ids(da
         expected = (model[1](x).softmax(1) + model[1](x.flip(-1)).softmax(1)) / 2
         assert torch.allclose(model(x).softmax(1), expected, atol=1e-6)
         assert torch.equal(model.train()(x), model[1](x))  # training sees one view, as the recipe augments it
+
+
+def test_the_weight_average_follows_each_step_and_is_what_a_run_evaluates_and_stores(data_dir, monkeypatch):
+    from convnets.averaging import WeightAverage
+    from convnets.config import Recipe
+
+    data = datamod.load("mnist", data_dir)
+    config = mnist_config(ema=0.5)
+    trainer = Trainer(config, data.train, torch.device("cpu"))
+    assert trainer.evaluated is trainer.average.averaged and not trainer.evaluated.training
+    expected = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    for step, (x, y) in enumerate(datamod.batches(data.train, 32), start=1):
+        if step > 12:
+            break
+        trainer.step(x, y)
+        rate = min(0.5, step / (9 + step))  # warming up: 0.1, 0.18, 0.25, ... then the recipe's 0.5
+        for name, weight in trainer.model.state_dict().items():
+            expected[name] = rate * expected[name] + (1 - rate) * weight if weight.is_floating_point() else weight
+    averaged, live = trainer.evaluated.state_dict(), trainer.model.state_dict()
+    assert all(torch.allclose(averaged[k], expected[k], atol=1e-6) for k in expected)
+    assert not all(torch.equal(averaged[k], live[k]) for k in live)
+
+    made: list[WeightAverage] = []
+    monkeypatch.setattr(trainmod, "WeightAverage", lambda model, decay: made.append(WeightAverage(model, decay))
+                        or made[-1])
+    run, _ = train_run(config, data_dir=str(data_dir), device="cpu")
+    stored, kept = load_file(run.path / "model.safetensors"), made[-1].averaged.state_dict()
+    assert stored.keys() == kept.keys() and all(torch.equal(stored[k], kept[k]) for k in kept)
+    assert run.evaluation()["test_accuracy"] == pytest.approx(run.history()[-1]["test_accuracy"])
+    assert Trainer(mnist_config(), data.train, torch.device("cpu")).average is None
+    with pytest.raises(ConvnetsError, match="ema 1 is out of range"):
+        Recipe(epochs=1, ema=1).check()
