@@ -50,13 +50,16 @@ def test_every_cifar_model_learns_in_bf16_channels_last(model, cifar):
 
 
 def test_compiled_and_eager_steps_agree(cifar):
-    """Same weights, same batch: CUDA graphs change the speed, not the arithmetic (within bf16 rounding)."""
+    """Same weights, same batch: CUDA graphs change the speed, not the arithmetic (within bf16 rounding); the
+    moving average of the weights, updated eagerly between graph replays, follows the same weights."""
     model = "resnet20"  # no dropout, whose random draws differ between the compiled and the eager graph
     train = cifar.train.to(CUDA)
-    eager, graphs = (Trainer(config(model), cifar.train, CUDA, compile=c) for c in (False, True))
-    graphs.warm_up(train)  # restores the initial weights after capturing
-    for a, b in zip(eager.model.state_dict().values(), graphs.model.state_dict().values()):
+    eager, graphs = (Trainer(config(model, ema=0.9), cifar.train, CUDA, compile=c) for c in (False, True))
+    graphs.warm_up(train)  # restores the initial weights, and their average, after capturing
+    for a, b in zip([*eager.model.state_dict().values(), *eager.evaluated.state_dict().values()],
+                    [*graphs.model.state_dict().values(), *graphs.evaluated.state_dict().values()]):
         assert torch.equal(a, b)
+    assert graphs.average.updates == 0
     x, y = next(eager.batches(train, 1))
     for _ in range(3):
         loss_e, hits_e = eager.step(x, y)
@@ -64,6 +67,9 @@ def test_compiled_and_eager_steps_agree(cifar):
         assert loss_g.item() == pytest.approx(loss_e.item(), rel=3e-2, abs=3e-2)
         assert abs(hits_g.item() - hits_e.item()) <= 3
     for (name, a), b in zip(eager.model.named_parameters(), graphs.model.parameters()):
+        assert torch.allclose(a.float(), b.float(), rtol=5e-2, atol=5e-3), name
+    assert eager.average.updates == graphs.average.updates == 3
+    for (name, a), b in zip(eager.evaluated.named_parameters(), graphs.evaluated.parameters()):
         assert torch.allclose(a.float(), b.float(), rtol=5e-2, atol=5e-3), name
 
 

@@ -201,17 +201,18 @@ def test_warm_up_puts_back_weights_optimiser_and_random_state(data_dir):
     so a compiled run and an eager one train the same epochs."""
     data = datamod.load("mnist", data_dir)
     cpu = torch.device("cpu")
-    config = mnist_config(optimizer="sgd")
+    config = mnist_config(optimizer="sgd", ema=0.9)
     plain, warmed = Trainer(config, data.train, cpu, compile=False), Trainer(config, data.train, cpu, compile=False)
     warmed.compiled = True  # the warm-up's bookkeeping without paying for an inductor compile on 2 cores
     torch.manual_seed(123)
     before = torch.get_rng_state()
     assert warmed.warm_up(data.train) > 0 and warmed.compile_seconds > 0
     assert torch.equal(torch.get_rng_state(), before)
-    assert warmed.optimizer.state_dict()["state"] == {}
+    assert warmed.optimizer.state_dict()["state"] == {} and warmed.average.updates == 0
     a, b = plain.train_epoch(data.train, 1), warmed.train_epoch(data.train, 1)
     assert a.loss == b.loss and a.images == b.images == 600
-    for x, y in zip(plain.model.state_dict().values(), warmed.model.state_dict().values()):
+    for x, y in zip([*plain.model.state_dict().values(), *plain.evaluated.state_dict().values()],
+                    [*warmed.model.state_dict().values(), *warmed.evaluated.state_dict().values()]):
         assert torch.equal(x, y)
 
 
