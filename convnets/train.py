@@ -292,7 +292,9 @@ class Trainer:
     anything. Evaluation runs the same weights eagerly: a second graph capture would cost more than it saves
     on 10,000 test images. On the CPU the step is eager unless ``compile`` asks otherwise, in bf16 autocast or in
     fp32 as ``bf16`` says; None: as ``device.precision_rule`` says, or where it leaves the choice to a
-    measurement, as this machine's recorded one does (bf16 before any; ``choose_bf16`` measures).
+    measurement, as this machine's recorded one does (bf16 before any; ``choose_bf16`` measures). Where the recipe
+    has an ``ema``, a moving average of the weights follows each step (``convnets.averaging``) and is what the run
+    evaluates, snapshots and stores (``evaluated``); the resume point carries it.
     """
 
     def __init__(self, config: RunConfig, train: datamod.Split, device: torch.device, *,
