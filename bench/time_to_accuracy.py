@@ -12,7 +12,7 @@ subtracts that cost when the data is the JPEG copy; every CIFAR-10 figure printe
 
     python bench/time_to_accuracy.py [--model resnet20|resnet9|...] [--dataset cifar10|mnist]
         [--target T | --official-target T] [--data-dir ../shared/data] [--device D] [--epochs N] [--max-epochs N]
-        [--lr LR] [--batch-size B] [--ema DECAY]
+        [--lr LR] [--batch-size B] [--ema DECAY] [--norm-lr SCALE]
 """
 
 import sys
@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--ema", type=float, help="evaluate a moving average of the weights with this decay per "
                         "step (the recipe's ema field; default: the recipe's)")
+    parser.add_argument("--norm-lr", type=float, help="batch norm's parameters learn at this multiple of the rate "
+                        "(the recipe's norm_lr field; default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the model (default: the engine's choice, CUDA graphs on one CUDA GPU); "
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = get_model(args.model)
     dataset = args.dataset or ("cifar10" if "cifar10" in spec.datasets else spec.datasets[0])
     recipe = spec.recipes[dataset].replace(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                                             ema=args.ema)
+                                             ema=args.ema, norm_lr=args.norm_lr)
     copy = datamod.find_source(dataset, args.data_dir).copy
     target, official = resolve_target(dataset, copy, args.target, args.official_target)
     label = data_label(dataset, copy)

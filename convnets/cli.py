@@ -207,6 +207,8 @@ RECIPE_HELP = {
     "normalize": "input standardisation: per channel, per pixel, or /255",
     "tta": "evaluate and predict on each image and its mirror, averaging (mirrored augmentations only)",
     "ema": "evaluate and store a moving average of the weights with this decay per step, e.g. 0.99 (0: none)",
+    "norm_lr": "batch norm's scales and biases learn at this multiple of the rate, their weight decay divided by it "
+               "so that it shrinks them as much per step (default 1)",
 }
 
 

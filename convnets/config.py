@@ -47,6 +47,7 @@ class Recipe:
     normalize: str = "channel"  # channel (per-channel mean/std) | pixel (mean/std image) | unit (/255)
     tta: bool = False  # evaluate (and predict) on each image and its mirror, averaging the probabilities
     ema: float = 0.0  # decay of a moving average of the weights, which is evaluated and stored (0: none)
+    norm_lr: float = 1.0  # batch norm's scales and biases learn at this multiple of lr (weight decay: divided by it)
 
     def replace(self, **changes) -> Recipe:
         """This recipe with the given fields changed (None leaves a field as it is)."""
@@ -93,11 +94,12 @@ RANGES = {
     "label_smoothing": (0, 1, False, True),
     "warmup": (0, 1, False, True),
     "ema": (0, 1, False, True),
+    "norm_lr": (0, 1000, True, False),
 }
 INTEGERS = ("epochs", "batch_size")
 # Recipe fields added after runs were first stored, with their defaults: a run that leaves one at its default
 # keeps the id it had before the field existed.
-ADDED_LATER = {"tta": False, "ema": 0.0}
+ADDED_LATER = {"tta": False, "ema": 0.0, "norm_lr": 1.0}
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTATIONS, "normalize": NORMALIZATIONS}
 
 

@@ -296,7 +296,7 @@ def test_flip_tta_averages_each_image_with_its_mirror_and_keeps_older_run_ids(da
 
     plain = RunConfig("lenet5", "cifar10", Recipe(epochs=1), data_copy="jpeg")
     before = plain.to_dict()
-    for added_later in ("tta", "ema"):  # the configuration as runs stored it before these fields existed
+    for added_later in ("tta", "ema", "norm_lr"):  # the configuration as runs stored it before these existed
         del before["recipe"][added_later]
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:10]
     assert plain.run_id == f"lenet5-cifar10-{digest}"
@@ -345,3 +345,28 @@ def test_the_weight_average_follows_each_step_and_is_what_a_run_evaluates_and_st
     assert Trainer(mnist_config(), data.train, torch.device("cpu")).average is None
     with pytest.raises(ConvnetsError, match="ema 1 is out of range"):
         Recipe(epochs=1, ema=1).check()
+
+
+def test_batch_norm_can_learn_faster_with_the_same_decay_per_step(data_dir):
+    from convnets.config import Recipe
+
+    data = datamod.load("cifar10", data_dir)
+    cpu = torch.device("cpu")
+    base = get_model("resnet20").recipes["cifar10"].replace(epochs=2, batch_size=50)
+    trainer = Trainer(RunConfig("resnet20", "cifar10", base.replace(norm_lr=4.0), data_copy="jpeg"), data.train, cpu)
+    weights, norms = trainer.optimizer.param_groups
+    bn = [p for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()]
+    assert {id(p) for p in norms["params"]} == {id(p) for p in bn} and len(bn) == 2 * 19  # 19 BNs in ResNet-20
+    assert len(weights["params"]) + len(bn) == len(list(trainer.model.parameters()))
+    lr = trainer.set_schedule(5, 24)
+    assert weights["lr"] == lr and norms["lr"] == pytest.approx(4 * lr)
+    assert norms["lr"] * norms["weight_decay"] == pytest.approx(weights["lr"] * weights["weight_decay"])
+    x, y = next(trainer.batches(data.train, 1))
+    assert torch.isfinite(trainer.step(x, y)[0])
+
+    plain = Trainer(RunConfig("resnet20", "cifar10", base, data_copy="jpeg"), data.train, cpu)
+    assert len(plain.optimizer.param_groups) == 1  # the default trains every parameter alike, as before
+    no_bn = Trainer(mnist_config(norm_lr=4.0), datamod.load("mnist", data_dir).train, cpu)
+    assert len(no_bn.optimizer.param_groups) == 1  # LeNet-5 has no batch norm: nothing to scale
+    with pytest.raises(ConvnetsError, match="norm-lr 0 is out of range"):
+        Recipe(epochs=1, norm_lr=0).check()
