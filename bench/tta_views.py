@@ -21,30 +21,30 @@ import torch
 import torch.nn.functional as F
 
 from convnets import data as datamod
+from convnets.models.classifier import mirror_averaged
 from convnets.reporting import data_label
-from convnets.store import RunStore
+from convnets.store import Run, RunStore
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @torch.no_grad()
-def view_accuracies(run_id: str, data_dir: str | None, batch: int = 500) -> dict[str, float]:
-    run = RunStore().require(run_id)
+def view_accuracies(run: Run, data_dir: str | None, batch: int = 500) -> dict[str, float]:
     model = run.load_model("cpu").eval()
     normalize, net = model[0], model[1]
 
-    def probabilities(x: torch.Tensor) -> torch.Tensor:
-        return net(normalize(x)).float().softmax(1)
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return net(normalize(x))
 
     test, _ = datamod.load_test(run.config.dataset, data_dir)
     hits = {"one view": 0, "flips": 0, "flips and shifts": 0}
     for i in range(0, len(test), batch):
         x, y = test.images[i : i + batch].float(), test.labels[i : i + batch]
-        flips = (probabilities(x) + probabilities(x.flip(-1))) / 2
+        one = logits(x).float().softmax(1)
+        flips = (one + logits(x.flip(-1)).float().softmax(1)) / 2
         padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-        shifted = [padded[..., :-2, :-2], padded[..., 2:, 2:]]
-        shifts = sum(probabilities(s) + probabilities(s.flip(-1)) for s in shifted) / 4
-        for name, p in (("one view", probabilities(x)), ("flips", flips), ("flips and shifts", (flips + shifts) / 2)):
+        shifts = sum(mirror_averaged(logits, s) for s in (padded[..., :-2, :-2], padded[..., 2:, 2:])) / 2
+        for name, p in (("one view", one), ("flips", flips), ("flips and shifts", (flips + shifts) / 2)):
             hits[name] += (p.argmax(1) == y).sum().item()
     return {name: n / len(test) for name, n in hits.items()}
 
@@ -56,8 +56,9 @@ def main() -> int:
     args = parser.parse_args()
     for run_id in args.run_ids:
         t0 = time.perf_counter()
-        scores = view_accuracies(run_id, args.data_dir)
-        config = RunStore().require(run_id).config
+        run = RunStore().require(run_id)
+        scores = view_accuracies(run, args.data_dir)
+        config = run.config
         shown = ", ".join(f"{name} {100 * acc:.2f} %" for name, acc in scores.items())
         print(f"{run_id} ({data_label(config.dataset, config.data_copy)}): {shown} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -30,7 +30,8 @@ class WeightAverage:
         self.decay, self.updates = decay, 0
         self.averaged = copy.deepcopy(model).eval().requires_grad_(False)
         pairs = list(zip(self.averaged.state_dict().values(), model.state_dict().values()))
-        self._floats = [(a, w) for a, w in pairs if a.is_floating_point()]
+        self._averages = [a for a, _ in pairs if a.is_floating_point()]  # paired once: the step's update only reads
+        self._weights = [w for a, w in pairs if a.is_floating_point()]
         self._others = [(a, w) for a, w in pairs if not a.is_floating_point()]
 
     def rate(self) -> float:
@@ -40,8 +41,7 @@ class WeightAverage:
     @torch.no_grad()
     def update(self) -> None:
         """Move the average toward the model's current weights: ``a += (1 - decay) (w - a)``."""
-        averages, weights = zip(*self._floats)
-        torch._foreach_lerp_(averages, weights, 1 - self.rate())
+        torch._foreach_lerp_(self._averages, self._weights, 1 - self.rate())
         for a, w in self._others:
             a.copy_(w)
         self.updates += 1
