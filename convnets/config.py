@@ -67,6 +67,20 @@ class Recipe:
             changes = {**changes, "lr": lr}
         return self.replace(**changes)
 
+    def differences(self, base: Recipe, skip: Iterable[str] = ()) -> str:
+        """Where this recipe departs from ``base``, field by field as the options spell them ("schedule cosine, ema
+        0.99, no tta"; "" when nowhere): what tells apart two runs that agree on the fields a table shows."""
+        parts = []
+        for name in (f.name for f in dataclasses.fields(self) if f.name not in skip):
+            value, option = getattr(self, name), name.replace("_", "-")
+            if value == getattr(base, name):
+                continue
+            if isinstance(value, bool):
+                parts.append(option if value else f"no {option}")
+            else:
+                parts.append(f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}")
+        return ", ".join(parts)
+
     def check(self) -> Recipe:
         """The recipe itself, or a ConvnetsError naming the first field out of range, its value and the range."""
         for name in RANGES:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from convnets.config import Recipe
 from convnets.errors import ConvnetsError
-from convnets.models import ModelSpec, get_model, net_name
+from convnets.models import ModelSpec, default_recipe, get_model, net_name
 from convnets.reporting import COPY_LABELS, official_equivalent, points, short_id
 from convnets.schema import State
 from convnets.study import STUDY_SECONDS
@@ -36,8 +37,10 @@ BOARD_MORE = {
     "Training": ["Params", "Epochs", "Seed", "Best %", "Best epoch", "Train s", "img/s", "Device"],
     "Run": ["Model", "Family", "Kind", "Data", "Zoo", "Run"],
 }
-GROUP_COLUMNS = ["Model", "Dataset", "Data", "Epochs", "Batch", "LR", "Weight decay", "n", "Test acc. %", "± std",
-                 ECE, CORRUPTED, "Seeds", "Group"]
+GROUP_RECIPE = {"Epochs": "epochs", "Batch": "batch_size", "LR": "lr", "Weight decay": "weight_decay"}  # shown as is
+OTHER_RECIPE = "Rest of the recipe"  # the other fields where a group departs from its model's registered recipe
+GROUP_COLUMNS = ["Model", "Dataset", "Data", *GROUP_RECIPE, OTHER_RECIPE, "n", "Test acc. %", "± std", ECE, CORRUPTED,
+                 "Seeds", "Group"]
 
 
 KINDS = {"paper": "paper net", "reference": "study net", "modern": "modern net"}
@@ -206,18 +209,29 @@ def seed_groups(summaries: list[dict]) -> pd.DataFrame:
     for group, runs in groups.items():
         if len(runs) < 2:
             continue
-        first, recipe = runs[0], runs[0]["recipe"]
+        first, recipe = runs[0], Recipe(**runs[0]["recipe"])
+        registered = _registered(first["model"], first["dataset"], recipe)
         accuracy = np.array([100 * r["test_accuracy"] for r in runs])
         rows.append({
             "Model": first["model"], "Dataset": first["dataset"], "Data": COPY_LABELS.get(first["data_copy"]),
-            "Epochs": recipe["epochs"], "Batch": recipe["batch_size"], "LR": recipe["lr"],
-            "Weight decay": recipe["weight_decay"], "n": len(runs), "Test acc. %": round(accuracy.mean(), 2),
+            **{column: getattr(recipe, name) for column, name in GROUP_RECIPE.items()},
+            OTHER_RECIPE: recipe.differences(registered, GROUP_RECIPE.values()) or "as registered",
+            "n": len(runs), "Test acc. %": round(accuracy.mean(), 2),
             "± std": round(accuracy.std(ddof=1), 2), ECE: _mean_points(runs, "calibration_error"),
             CORRUPTED: _mean_points(runs, "corruption_accuracy"),
             "Seeds": ", ".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"])), "Group": group,
         })
     frame = pd.DataFrame(rows, columns=GROUP_COLUMNS)
     return frame.sort_values(["Dataset", "Test acc. %"], ascending=[True, False], ignore_index=True)
+
+
+def _registered(model: str, dataset: str, recipe: Recipe) -> Recipe:
+    """The registry's recipe for the model on the dataset; for a model or dataset that has since left the registry,
+    the recipe's own defaults."""
+    try:
+        return default_recipe(model, dataset)
+    except ConvnetsError:
+        return Recipe(epochs=recipe.epochs)
 
 
 def _mean_points(runs: list[dict], key: str) -> float | None:

@@ -131,6 +131,9 @@ else:
             tables.CORRUPTED: st.column_config.NumberColumn(format="%.2f", help="Mean over the seeds"),
             "LR": st.column_config.NumberColumn(format="%g"),
             "Weight decay": st.column_config.NumberColumn(format="%g"),
+            tables.OTHER_RECIPE: st.column_config.TextColumn(help="The other fields where the group's recipe departs "
+                                                             "from its model's registered recipe, as the options of "
+                                                             "`python -m convnets train` spell them"),
         })
 
 if not stragglers.empty:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 
@@ -5,7 +6,7 @@ import pytest
 
 from convnets.config import Recipe, RunConfig
 from convnets.errors import ConvnetsError
-from convnets.models import get_model
+from convnets.models import default_recipe, get_model
 from convnets.store import Run, RunStore, atomic_write, check_run_id
 
 
@@ -143,6 +144,28 @@ def test_seed_groups_hold_runs_identical_but_for_the_seed():
               RunConfig("lenet5", "mnist", Recipe(epochs=1), data_copy="jpeg")]
     assert all(o.group_id != base.group_id for o in others)
     assert len({o.group_id for o in others}) == len(others)
+
+
+def test_seed_groups_that_share_the_shown_fields_differ_in_the_rest_of_the_recipe():
+    from dashboard.tables import OTHER_RECIPE, seed_groups
+
+    registered = default_recipe("resnet20", "cifar10")
+    averaged = registered.replace(ema=0.99, norm_lr=4.0, tta=not registered.tta)
+    summaries = [{"run_id": f"r{i}", "state": "finished", "model": "resnet20", "dataset": "cifar10",
+                  "data_copy": "jpeg", "seed": seed, "test_accuracy": 0.8 + seed / 100, "group": group,
+                  "recipe": dataclasses.asdict(recipe)}
+                 for i, (group, recipe, seed) in enumerate([("a", registered, 0), ("a", registered, 1),
+                                                            ("b", averaged, 0), ("b", averaged, 1)])]
+    table = seed_groups(summaries).set_index("Group")
+    assert table.loc["a", OTHER_RECIPE] == "as registered"
+    flips = "tta" if averaged.tta else "no tta"
+    assert table.loc["b", OTHER_RECIPE] == f"{flips}, ema 0.99, norm-lr 4"
+    assert (table["Epochs"] == registered.epochs).all() and (table["LR"] == registered.lr).all()
+    assert registered.replace(epochs=7, schedule="cosine").differences(registered, skip=["epochs"]) == "schedule cosine"
+    # a run of a model that has left the registry is set against the recipe's own defaults
+    gone = [{**s, "model": "retired_net"} for s in summaries[:2]]
+    expected = registered.differences(Recipe(epochs=registered.epochs), ["epochs", "batch_size", "lr", "weight_decay"])
+    assert seed_groups(gone).iloc[0][OTHER_RECIPE] == (expected or "as registered")
 
 
 def test_a_sweep_is_every_combination_times_every_seed():
