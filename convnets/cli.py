@@ -204,7 +204,8 @@ RECIPE_HELP = {
     "optimizer": None, "lr": "peak learning rate", "momentum": "SGD momentum (Adam: first beta)",
     "nesterov": "Nesterov momentum (SGD)", "weight_decay": None, "label_smoothing": None, "schedule": None,
     "warmup": "fraction of the steps spent warming up (one-cycle schedules)", "augment": None,
-    "normalize": "input standardisation: per channel, per pixel, or /255",
+    "normalize": "input standardisation: per channel, per pixel, /255, or zca (per channel, then a 5x5 whitening "
+                 "filter fit on the training images, as the All-CNN paper's whitened data)",
     "tta": "evaluate and predict on each image and its mirror, averaging (mirrored augmentations only)",
     "ema": "evaluate and store a moving average of the weights with this decay per step, e.g. 0.99 (0: none)",
     "norm_lr": "batch norm's scales and biases learn at this multiple of the rate, their weight decay divided by it "

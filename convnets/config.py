@@ -24,7 +24,7 @@ from .errors import ConvnetsError
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("onecycle", "onecycle-cos", "cosine", "constant")
 AUGMENTATIONS = ("crop-flip", "flip", "shift", "none")  # shift: translations only (digits must not be mirrored)
-NORMALIZATIONS = ("channel", "pixel", "unit")
+NORMALIZATIONS = ("channel", "pixel", "unit", "zca")
 MIRRORED = ("crop-flip", "flip")  # the augmentations that mirror training images
 DATA_COPIES = ("official", "jpeg", "folder")
 
@@ -44,7 +44,8 @@ class Recipe:
     schedule: str = "onecycle"  # onecycle | onecycle-cos | cosine | constant
     warmup: float = 0.2  # fraction of the steps spent warming up (the one-cycle schedules)
     augment: str = "crop-flip"  # crop-flip | flip | shift | none
-    normalize: str = "channel"  # channel (per-channel mean/std) | pixel (mean/std image) | unit (/255)
+    normalize: str = "channel"  # channel (per-channel mean/std) | pixel (mean/std image) | unit (/255) | zca (channel,
+    # then a whitening convolution fit on the training images)
     tta: bool = False  # evaluate (and predict) on each image and its mirror, averaging the probabilities
     ema: float = 0.0  # decay of a moving average of the weights, which is evaluated and stored (0: none)
     norm_lr: float = 1.0  # batch norm's scales and biases learn at this multiple of lr (weight decay: divided by it)

@@ -212,8 +212,10 @@ def model_card(run: Run, fmt: str, check: Check, example_class: str, snippet: st
     else:
         flips = " Test-time flips: the classifier averages each image with its mirror in eval mode." if recipe.tta \
             else ""
+        buffers = "`0.mean`, `0.std` and the whitening filter `0.whiten`" if recipe.normalize == "zca" else \
+            "`0.mean` and `0.std`"
         inputs = (f"float32 N×{shape} (NCHW) images of 0..255 pixels; the model returns logits (softmax them). Its "
-                  f"input normalisation ('{recipe.normalize}') is in the weights, as `0.mean` and `0.std`.{flips}")
+                  f"input normalisation ('{recipe.normalize}') is in the weights, as {buffers}.{flips}")
     rows = [
         ("Model", f"{config.model}: {spec.description}"),
         ("Paper", spec.citation),

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from convnets.config import AUGMENTATIONS, MAX_SWEEP, OPTIMIZERS, SCHEDULES, RunConfig, sweep
+from convnets.config import AUGMENTATIONS, MAX_SWEEP, NORMALIZATIONS, OPTIMIZERS, SCHEDULES, RunConfig, sweep
 from convnets.data import check_data_dir
 from convnets.datasets import dataset_names
 from convnets.device import available_devices
@@ -198,7 +198,8 @@ with st.form("train"):
     seed = columns[3].number_input("Seed", min_value=0, value=0, key=f"seed-{key}")
     device = columns[4].selectbox("Device", available_devices())
     defaults = (f"{recipe.optimizer}, {recipe.schedule} schedule, weight decay {recipe.weight_decay:g}, "
-                f"label smoothing {recipe.label_smoothing:g}, augmentation {recipe.augment}"
+                f"label smoothing {recipe.label_smoothing:g}, augmentation {recipe.augment}, "
+                f"normalisation {recipe.normalize}"
                 f"{', test-time flips' if recipe.tta else ''}"
                 f"{f', weight average {recipe.ema:g}' if recipe.ema else ''}"
                 f"{f', batch norm rate ×{recipe.norm_lr:g}' if recipe.norm_lr != 1 else ''}")
@@ -234,6 +235,12 @@ with st.form("train"):
                                help="Evaluate and predict on each image and its mirror, averaging the two: about "
                                "half a point on CIFAR-10 for twice the evaluation time; needs a mirrored "
                                "augmentation (crop-flip or flip)")
+        normalize = last[3].selectbox("Normalisation", NORMALIZATIONS, index=NORMALIZATIONS.index(recipe.normalize),
+                                      key=f"normalize-{key}",
+                                      help="channel: each colour to mean 0, std 1; pixel: each pixel of each colour "
+                                      "(the mean and std images); unit: pixels / 255; zca: channel, then a 5×5 "
+                                      "whitening filter fit on the training images that decorrelates neighbouring "
+                                      "pixels and colours, as the whitened CIFAR-10 of the All-CNN paper")
     with st.expander("Several seeds, or a small sweep"):
         st.caption(f"Each run is a job of its own in the queue (at most {MAX_SWEEP}). Seeds count up from the seed "
                    "above; a list below trains every combination of its values, each with every seed.")
@@ -246,7 +253,7 @@ with st.form("train"):
         chosen = recipe.customised(
             epochs=int(epochs), batch_size=int(batch_size), lr=lr, optimizer=optimizer,
             schedule=schedule, weight_decay=weight_decay, label_smoothing=label_smoothing, augment=augment,
-            tta=tta, ema=ema, norm_lr=norm_lr)
+            tta=tta, ema=ema, norm_lr=norm_lr, normalize=normalize)
         base = RunConfig(model, dataset, chosen, seed=int(seed), data_copy=source.copy)
         try:
             configs = sweep(base, range(int(seed), int(seed) + int(seeds)), training.sweep_values(texts))

@@ -70,14 +70,18 @@ def test_both_formats_are_checked_against_the_run_and_their_snippets_run(store, 
         assert printed.split()[0] == expected_answer(run, folder), printed
 
 
-def test_the_onnx_graph_takes_unit_pixels_with_any_batch_and_holds_the_flips(tmp_path):
+@pytest.mark.parametrize("whitened", [False, True])
+def test_the_onnx_graph_takes_unit_pixels_with_any_batch_and_holds_the_flips(tmp_path, whitened):
     """A net with test-time flips: the graph averages each image with its mirror, as the PyTorch classifier does,
-    so its answers on lopsided images differ from the net's on the images alone."""
+    so its answers on lopsided images differ from the net's on the images alone. With 'zca', the whitening filter
+    is in the graph too."""
     import onnxruntime
 
-    config = RunConfig("lenet5", "cifar10", Recipe(epochs=1, tta=True), data_copy="jpeg")
+    config = RunConfig("lenet5", "cifar10", Recipe(epochs=1, tta=True, normalize="zca" if whitened else "channel"),
+                       data_copy="jpeg")
     torch.manual_seed(0)
-    model = classifier(config, torch.full((3,), 120.0), torch.full((3,), 60.0)).eval()
+    whiten = torch.randn(3, 3, 5, 5) if whitened else None
+    model = classifier(config, torch.full((3,), 120.0), torch.full((3,), 60.0), whiten).eval()
     path = tmp_path / "model.onnx"
     example = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     inference.write_onnx(inference.Probabilities(model, scale=255).eval(), example.float() / 255, path)

@@ -304,6 +304,7 @@ def test_train_page_submits_the_whole_recipe_and_shows_the_log(data_dir, jobs):
     at.checkbox(key="tta-cifar10-lenet5").check()
     at.number_input(key="ema-cifar10-lenet5").set_value(0.99)
     at.number_input(key="normlr-cifar10-lenet5").set_value(4.0)
+    at.selectbox(key="normalize-cifar10-lenet5").set_value("zca")
     at.button[0].click().run()  # test-time flips average each image with its mirror: unmirrored training is refused
     assert "tta averages each image with its mirror" in at.error[0].value and jobs.jobs() == []
     at.selectbox(key="augment-cifar10-lenet5").set_value("flip")
@@ -312,12 +313,13 @@ def test_train_page_submits_the_whole_recipe_and_shows_the_log(data_dir, jobs):
     [job] = jobs.jobs()
     recipe = job.config.recipe
     assert (recipe.optimizer, recipe.schedule, recipe.weight_decay, recipe.label_smoothing, recipe.augment,
-            recipe.tta, recipe.ema, recipe.norm_lr) == ("adam", "cosine", 0.0, 0.2, "flip", True, 0.99, 4.0)
+            recipe.tta, recipe.ema, recipe.norm_lr, recipe.normalize) == ("adam", "cosine", 0.0, 0.2, "flip", True,
+                                                                          0.99, 4.0, "zca")
     # The job trains exactly the configuration the form made: the one the page built is the one the trainer read.
     default = default_recipe("lenet5", "cifar10")
     expected = RunConfig("lenet5", "cifar10", default.replace(
         epochs=30, batch_size=8, optimizer="adam", schedule="cosine", weight_decay=0.0, label_smoothing=0.2,
-        augment="flip", tta=True, ema=0.99, norm_lr=4.0), seed=0, data_copy="jpeg")
+        augment="flip", tta=True, ema=0.99, norm_lr=4.0, normalize="zca"), seed=0, data_copy="jpeg")
     assert job.config == expected and job.job_id == expected.run_id
     assert RunConfig.read(jobs.dir / f"{job.job_id}.config.json") == expected
     wait_for(job.job_id, ("running",))

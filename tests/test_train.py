@@ -370,3 +370,45 @@ def test_batch_norm_can_learn_faster_with_the_same_decay_per_step(data_dir):
     assert len(no_bn.optimizer.param_groups) == 1  # LeNet-5 has no batch norm: nothing to scale
     with pytest.raises(ConvnetsError, match="norm-lr 0 is out of range"):
         Recipe(epochs=1, norm_lr=0).check()
+
+
+def test_zca_whitening_decorrelates_neighbours_and_colours_and_travels_with_the_weights(data_dir):
+    """'zca' fits a whitening filter on the training images: after it, neighbouring pixels and the colours of a
+    pixel are far less correlated than after per-channel standardisation, at unit variance. The filter is part of
+    the stored model (the predictions of a reloaded run are the trained one's); runs without it store none."""
+    torch.manual_seed(0)
+    noise = torch.randn(400, 1, 40, 40)
+    smooth = torch.nn.functional.avg_pool2d(noise, 5, stride=1)[..., 2:34, 2:34]  # strong neighbour correlation
+    smooth = smooth / smooth.std()
+    mixed = torch.cat([smooth, smooth + 0.6 * torch.randn_like(smooth), torch.randn_like(smooth)], 1)
+    images = (128 + 60 * mixed / mixed.std()).clamp(0, 255).to(torch.uint8)
+    train = datamod.Split(images, torch.zeros(400, dtype=torch.long))
+    mean, std, whiten = datamod.input_stats("zca", train)
+    assert whiten.shape == (3, 3, datamod.WHITEN_SIZE, datamod.WHITEN_SIZE)
+    assert datamod.input_stats("channel", train)[2] is None
+    from convnets.models.classifier import Normalize
+
+    def correlations(x: torch.Tensor) -> tuple[float, float]:
+        inner = x[:, :, 6:-6, 6:-6]
+        neighbours = torch.corrcoef(torch.stack([inner[:, 0, :, :-1].flatten(), inner[:, 0, :, 1:].flatten()]))[0, 1]
+        colours = torch.corrcoef(torch.stack([inner[:, 0].flatten(), inner[:, 1].flatten()]))[0, 1]
+        return neighbours.item(), colours.item()
+
+    with torch.no_grad():
+        standardised, whitened = Normalize(mean, std)(images.float()), Normalize(mean, std, whiten)(images.float())
+    (near_before, colour_before), (near_after, colour_after) = correlations(standardised), correlations(whitened)
+    assert near_before > 0.7 and colour_before > 0.7
+    assert abs(near_after) < 0.3 and abs(colour_after) < 0.3
+    assert whitened[:, :, 6:-6, 6:-6].std((0, 2, 3)) == pytest.approx(torch.ones(3), abs=0.15)
+
+    run, _ = train_run(mnist_config(epochs=1, normalize="zca"), data_dir=str(data_dir), device="cpu")
+    stored = load_file(run.path / "model.safetensors")
+    assert stored["0.whiten"].shape == (1, 1, datamod.WHITEN_SIZE, datamod.WHITEN_SIZE)
+    trained = RunStore().get(run.run_id).load_model("cpu")
+    digits = datamod.load("mnist", data_dir).test.images[:16].float()
+    with torch.no_grad():
+        assert trained[0].whiten is not None and torch.equal(trained[0].whiten, stored["0.whiten"])
+        plain = torch.nn.Sequential(Normalize(stored["0.mean"][0], stored["0.std"][0]), trained[1])
+        assert not torch.allclose(plain(digits), trained(digits), atol=1e-3)  # the filter is applied, not ignored
+    channel, _ = train_run(mnist_config(epochs=1), data_dir=str(data_dir), device="cpu")
+    assert "0.whiten" not in load_file(channel.path / "model.safetensors")

@@ -16,16 +16,21 @@ from . import get_model
 
 
 class Normalize(nn.Module):
-    """(x - mean) / std with the training set's statistics, per channel or per pixel, as buffers."""
+    """(x - mean) / std with the training set's statistics, per channel or per pixel, as buffers; then, for the
+    'zca' normalisation, its whitening filter as a convolution (``data.whitening_filter``), a buffer too."""
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, whiten: torch.Tensor | None = None):
         super().__init__()
         shape = (1, -1, 1, 1) if mean.dim() == 1 else (1, *mean.shape)
         self.register_buffer("mean", mean.reshape(shape).float())
         self.register_buffer("std", std.reshape(shape).float())
+        self.register_buffer("whiten", None if whiten is None else whiten.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        x = (x - self.mean) / self.std
+        if self.whiten is None:
+            return x
+        return nn.functional.conv2d(x, self.whiten, padding=self.whiten.shape[-1] // 2)
 
 
 class Classifier(nn.Sequential):
@@ -48,13 +53,14 @@ def mirror_averaged(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
     return (forward(x).float().softmax(1) + forward(x.flip(-1)).float().softmax(1)) / 2
 
 
-def classifier(config: RunConfig, mean: torch.Tensor, std: torch.Tensor) -> Classifier:
-    """A freshly initialised network of the configuration, behind Normalize(mean, std)."""
-    return Classifier(Normalize(mean, std), get_model(config.model).build(config.dataset), config.recipe.tta)
+def classifier(config: RunConfig, mean: torch.Tensor, std: torch.Tensor,
+               whiten: torch.Tensor | None = None) -> Classifier:
+    """A freshly initialised network of the configuration, behind Normalize(mean, std, whiten)."""
+    return Classifier(Normalize(mean, std, whiten), get_model(config.model).build(config.dataset), config.recipe.tta)
 
 
 def build_classifier(config: RunConfig, state: dict[str, torch.Tensor]) -> Classifier:
     """The configuration's classifier with weights from a saved state dict (any floating dtype)."""
-    model = classifier(config, state["0.mean"][0], state["0.std"][0])
+    model = classifier(config, state["0.mean"][0], state["0.std"][0], state.get("0.whiten"))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model
