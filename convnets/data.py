@@ -660,7 +660,8 @@ def whitening_filter(train: Split, mean: torch.Tensor, std: torch.Tensor) -> tor
     c, k = train.images.shape[1], WHITEN_SIZE
     picks = torch.linspace(0, len(train) - 1, min(WHITEN_IMAGES, len(train))).long()
     dims = c * k * k
-    moment, total, count = torch.zeros(dims, dims, dtype=torch.float64), torch.zeros(dims, dtype=torch.float64), 0
+    where = {"dtype": torch.float64, "device": train.images.device}
+    moment, total, count = torch.zeros(dims, dims, **where), torch.zeros(dims, **where), 0
     for chunk in picks.split(250):
         x = (train.images[chunk].float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
         patches = torch.nn.functional.unfold(x, k).transpose(1, 2).reshape(-1, dims)  # every k×k patch, as a row

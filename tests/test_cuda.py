@@ -102,3 +102,15 @@ def test_a_run_interrupted_on_cuda_resumes_and_loads_on_the_cpu(data_dir, tmp_pa
     stored = resumed.evaluation()["test_accuracy"]
     assert accuracy == pytest.approx(stored, abs=0.05)  # fp32 on the CPU against bf16 on the GPU
     assert resumed.summary()["epochs_done"] == 3
+
+
+def test_zca_whitening_fits_on_the_gpu_as_on_the_cpu_and_trains_compiled(cifar):
+    """The whitening filter fit from a split on the GPU is the CPU's, and a whitened net learns under CUDA graphs."""
+    on_cpu = datamod.input_stats("zca", cifar.train)[2]
+    on_gpu = datamod.input_stats("zca", cifar.train.to(CUDA))[2]
+    assert on_gpu.device.type == "cuda" and torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-3)
+    trainer = Trainer(config("resnet20", normalize="zca"), cifar.train.to(CUDA), CUDA, compile=True)
+    train = cifar.train.to(CUDA)
+    trainer.warm_up(train)
+    losses = losses_on_one_batch(trainer, train, 20)
+    assert all(torch.isfinite(torch.tensor(losses))) and sum(losses[-3:]) < sum(losses[:3]), losses
