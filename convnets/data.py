@@ -664,7 +664,7 @@ def whitening_filter(train: Split, mean: torch.Tensor, std: torch.Tensor) -> tor
     moment, total, count = torch.zeros(dims, dims, **where), torch.zeros(dims, **where), 0
     for chunk in picks.split(250):
         x = (train.images[chunk].float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-        patches = torch.nn.functional.unfold(x, k).transpose(1, 2).reshape(-1, dims)  # every k×k patch, as a row
+        patches = torch.nn.functional.unfold(x, k, stride=2).transpose(1, 2).reshape(-1, dims)  # k×k patches as rows
         moment += (patches.T @ patches).double()
         total += patches.sum(0).double()
         count += len(patches)
