@@ -3,6 +3,7 @@ with pandas only (no Streamlit), so they are easy to test."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,9 +25,10 @@ ECE = "ECE %"  # expected calibration error, 15 bins
 CORRUPTED = "Corrupted %"  # mean test accuracy over the corruptions and their severities
 FLIPS = "Test flips"  # evaluated on each image and its mirror (the recipe's tta): worth about half a point
 NET = "Net"  # what a row is called: the study's name for its nets, else the model's; what tells duplicates apart
+RECIPE = "Recipe"  # where a run's recipe departs from its model's registered one, bar its epochs
 LEADERBOARD_COLUMNS = [NET, "Model", "Family", "Kind", "Dataset", "Data", "Test acc. %", OFFICIAL, "Paper %",
-                       "Δ paper", "Study %", "Δ study", ECE, CORRUPTED, "Params", "Epochs", "Seed", FLIPS, AT_CHANCE,
-                       "Best %", "Best epoch", "Train s", "img/s", "Device", "Zoo", "Run"]
+                       "Δ paper", "Study %", "Δ study", ECE, CORRUPTED, "Params", "Epochs", "Seed", RECIPE, FLIPS,
+                       AT_CHANCE, "Best %", "Best epoch", "Train s", "img/s", "Device", "Zoo", "Run"]
 THEIRS, GAP = "Paper/study %", "Δ"  # the figure a net is measured against (its paper's or the study's) and the gap
 PUBLISHED = ("Paper %", "Δ paper", "Study %", "Δ study", THEIRS, GAP)  # the published figures, our distance to them
 # What the Leaderboard shows at first, narrow enough for a laptop's screen with the sidebar open (some 540 px at a
@@ -34,7 +36,7 @@ PUBLISHED = ("Paper %", "Δ paper", "Study %", "Δ study", THEIRS, GAP)  # the p
 BOARD_MAIN = [NET, "Dataset", "Test acc. %", OFFICIAL, THEIRS, GAP]
 BOARD_MORE = {
     "Calibration and robustness": [ECE, CORRUPTED, FLIPS],
-    "Training": ["Params", "Epochs", "Seed", "Best %", "Best epoch", "Train s", "img/s", "Device"],
+    "Training": ["Params", "Epochs", "Seed", RECIPE, "Best %", "Best epoch", "Train s", "img/s", "Device"],
     "Run": ["Model", "Family", "Kind", "Data", "Zoo", "Run"],
 }
 GROUP_RECIPE = {"Epochs": "epochs", "Batch": "batch_size", "LR": "lr", "Weight decay": "weight_decay"}  # shown as is
@@ -110,6 +112,7 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             "Params": s["params"],
             "Epochs": s["epochs"],
             "Seed": s["seed"],
+            RECIPE: recipe_changes(s),
             FLIPS: s["recipe"]["tta"],
             "Test acc. %": points(s["test_accuracy"]),
             OFFICIAL: points(official),
@@ -136,16 +139,26 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
 
 
 # What may tell two runs of one net on one dataset apart, in the order it is named: "lenet5 · 1 ep", "· seed 1",
-# "· zoo" (the shipped run beside the user's); the short run id where none of them does.
+# "· zoo" (the shipped run beside the user's); then, where none of them does, what differs in the rest of the
+# recipe ("· normalize zca"); the short run id where nothing does.
 _DISTINCTIONS = (("Epochs", "{} ep".format), ("Seed", "seed {}".format), ("Zoo", lambda zoo: "zoo" if zoo else ""))
+
+
+def recipe_changes(summary: dict, skip: Iterable[str] = ("epochs",)) -> str | None:
+    """Where a run's recipe departs from the registry's for its model and dataset ("normalize zca, ema 0.99"), bar
+    the fields in ``skip``; None where it does not, or for a record without its recipe."""
+    if "recipe" not in summary:
+        return None
+    recipe = Recipe(**summary["recipe"])
+    return recipe.differences(_registered(summary["model"], summary["dataset"], recipe), skip) or None
 
 
 def run_names(summaries: list[dict]) -> list[str]:
     """The runs' names as the Leaderboard gives them (the study's for its nets, told apart by what differs), for
     the pages that list or draw runs of one dataset side by side."""
     frame = pd.DataFrame([{NET: net_name(s["model"]), "Dataset": s["dataset"], "Epochs": s["epochs"],
-                           "Seed": s["seed"], "Zoo": bool(s["zoo"]), "Run": s["run_id"]} for s in summaries],
-                         columns=[NET, "Dataset", "Epochs", "Seed", "Zoo", "Run"])
+                           "Seed": s["seed"], RECIPE: recipe_changes(s), "Zoo": bool(s["zoo"]), "Run": s["run_id"]}
+                          for s in summaries], columns=[NET, "Dataset", "Epochs", "Seed", RECIPE, "Zoo", "Run"])
     return _distinct(frame).tolist()
 
 
@@ -157,6 +170,9 @@ def _distinct(frame: pd.DataFrame) -> pd.Series:
             continue
         parts = [group[column].map(say) for column, say in _DISTINCTIONS if group[column].nunique() > 1]
         suffixes = [[p for p in row if p] for row in zip(*parts)] if parts else [[] for _ in range(len(group))]
+        if len({tuple(s) for s in suffixes}) < len(group):
+            # a registered recipe is None, or NaN once pandas holds it: no suffix
+            suffixes = [[*s, r] if isinstance(r, str) else s for s, r in zip(suffixes, group[RECIPE])]
         if len({tuple(s) for s in suffixes}) < len(group):
             suffixes = [[*s, short_id(run)] for s, run in zip(suffixes, group["Run"])]
         names[group.index] = [" · ".join([name, *s]) for name, s in zip(group[NET], suffixes)]
@@ -210,12 +226,11 @@ def seed_groups(summaries: list[dict]) -> pd.DataFrame:
         if len(runs) < 2:
             continue
         first, recipe = runs[0], Recipe(**runs[0]["recipe"])
-        registered = _registered(first["model"], first["dataset"], recipe)
         accuracy = np.array([100 * r["test_accuracy"] for r in runs])
         rows.append({
             "Model": first["model"], "Dataset": first["dataset"], "Data": COPY_LABELS.get(first["data_copy"]),
             **{column: getattr(recipe, name) for column, name in GROUP_RECIPE.items()},
-            OTHER_RECIPE: recipe.differences(registered, GROUP_RECIPE.values()) or "as registered",
+            OTHER_RECIPE: recipe_changes(first, GROUP_RECIPE.values()),
             "n": len(runs), "Test acc. %": round(accuracy.mean(), 2),
             "± std": round(accuracy.std(ddof=1), 2), ECE: _mean_points(runs, "calibration_error"),
             CORRUPTED: _mean_points(runs, "corruption_accuracy"),

@@ -76,6 +76,9 @@ else:
         tables.FLIPS: st.column_config.CheckboxColumn(help="Test accuracy measured on each image and its mirror, "
                                                       "averaged (test-time augmentation): about half a point more "
                                                       "than on the images alone"),
+        tables.RECIPE: st.column_config.TextColumn(help="Where the run's recipe departs from its model's registered "
+                                                   "one (epochs aside), as `python -m convnets train` spells the "
+                                                   "options; –: as registered"),
         "Best %": number(format="%.2f", help="Best test accuracy over the epochs"),
         "Train s": number(format="%.1f"),
         "img/s": number(format="%,.0f"),
@@ -133,7 +136,7 @@ else:
             "Weight decay": st.column_config.NumberColumn(format="%g"),
             tables.OTHER_RECIPE: st.column_config.TextColumn(help="The other fields where the group's recipe departs "
                                                              "from its model's registered recipe, as the options of "
-                                                             "`python -m convnets train` spell them"),
+                                                             "`python -m convnets train` spell them; –: nowhere"),
         })
 
 if not stragglers.empty:

@@ -3,6 +3,7 @@ the shipped zoo: the Leaderboard's study names, grouping, distinct rows and narr
 page's run looks and pinned names; the clickable confusion matrix. tests/test_browser_layout.py checks the same
 pages in Chromium at a laptop's widths."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ from streamlit.proto.PlotlyChart_pb2 import PlotlyChart
 from test_pages import open_page, store  # noqa: F401 - store is a fixture
 from ui_helpers import built_store  # noqa: F401 - a fixture, which store needs
 
+from convnets.models import default_recipe
 from convnets.reporting import short_id
 from convnets.store import ZOO_DIR
 from convnets.study import STUDY_NETS
@@ -76,6 +78,18 @@ def test_run_names_tell_the_runs_of_one_net_apart_by_what_differs():
     assert tables.run_names(twins) == [f"lenet5 · {short_id(r['run_id'])}" for r in twins]
     assert tables.run_names([run(model="ref_resnet20"), run(model="ref_lenet_mnist"), run()]) == [
         "ResNet-20 (study)", "LeNet (study)", "lenet5"]
+    # runs alike in epochs, seed and zoo are told apart by the rest of their recipe, before the id is needed
+    registered = dataclasses.asdict(default_recipe("lenet5", "mnist"))
+    whitened, averaged = ({**registered, "normalize": "zca"}, {**registered, "normalize": "zca", "ema": 0.99})
+    recipes = [run(run_id=f"lenet5-mnist-{i}00000000{i}") | {"recipe": r}
+               for i, r in enumerate((registered, whitened, averaged))]
+    assert tables.run_names(recipes) == ["lenet5", "lenet5 · normalize zca", "lenet5 · normalize zca, ema 0.99"]
+    assert tables.run_names([recipes[1], recipes[1] | {"seed": 1}]) == ["lenet5 · seed 0", "lenet5 · seed 1"]
+    board = tables.leaderboard([r | {"state": "finished", "data_copy": "official", "params": 61_706,
+                                     "test_accuracy": 0.98, "best_test_accuracy": 0.98, "best_epoch": 5,
+                                     "train_seconds": 9.0, "images_per_second": 1e4, "device": "cpu"}
+                                for r in recipes])
+    assert sorted(board[tables.RECIPE].fillna("–")) == ["normalize zca", "normalize zca, ema 0.99", "–"]
 
 
 def test_robustness_gives_every_run_a_look_of_its_own_and_pins_its_name(with_zoo):
