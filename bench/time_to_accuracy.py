@@ -12,7 +12,7 @@ subtracts that cost when the data is the JPEG copy; every CIFAR-10 figure printe
 
     python bench/time_to_accuracy.py [--model resnet20|resnet9|...] [--dataset cifar10|mnist]
         [--target T | --official-target T] [--data-dir ../shared/data] [--device D] [--epochs N] [--max-epochs N]
-        [--lr LR] [--batch-size B] [--ema DECAY] [--norm-lr SCALE]
+        [--lr LR] [--batch-size B] [--ema DECAY] [--norm-lr SCALE] [--normalize channel|pixel|unit|zca]
 """
 
 import sys
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 from convnets import data as datamod
-from convnets.config import RunConfig
+from convnets.config import NORMALIZATIONS, RunConfig
 from convnets.device import describe_device, pick_device
 from convnets.models import get_model
 from convnets.reporting import copy_cost, data_label
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         "step (the recipe's ema field; default: the recipe's)")
     parser.add_argument("--norm-lr", type=float, help="batch norm's parameters learn at this multiple of the rate "
                         "(the recipe's norm_lr field; default: the recipe's)")
+    parser.add_argument("--normalize", choices=NORMALIZATIONS, help="the input normalisation (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the model (default: the engine's choice, CUDA graphs on one CUDA GPU); "
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = get_model(args.model)
     dataset = args.dataset or ("cifar10" if "cifar10" in spec.datasets else spec.datasets[0])
     recipe = spec.recipes[dataset].replace(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                                             ema=args.ema, norm_lr=args.norm_lr)
+                                             ema=args.ema, norm_lr=args.norm_lr, normalize=args.normalize)
     copy = datamod.find_source(dataset, args.data_dir).copy
     target, official = resolve_target(dataset, copy, args.target, args.official_target)
     label = data_label(dataset, copy)

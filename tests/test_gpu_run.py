@@ -29,7 +29,7 @@ def test_the_smoke_run_goes_through_every_stage_and_packs_a_zoo(tmp_path):
 
     summary = json.loads((out / "summary.json").read_text())
     stages = summary["stages"]
-    assert list(stages) == ["machine", "tests", "speed", "accuracy", "shorter", "zoo"]
+    assert list(stages) == ["machine", "tests", "speed", "accuracy", "shorter", "whitened", "zoo"]
     assert not any(s["timed_out"] for s in stages.values())
     assert stages["machine"]["result"]["torch"] and stages["machine"]["exit"] == 0
     assert stages["tests"]["exit"] == 0 and "skipped" in stages["tests"]["tail"][-1]  # no CUDA here
@@ -39,6 +39,11 @@ def test_the_smoke_run_goes_through_every_stage_and_packs_a_zoo(tmp_path):
     shorter = stages["shorter"]["result"]
     assert shorter["recipe"]["ema"] == 0.9 and shorter["curve"] and shorter["run_id"] != stages["accuracy"]["result"][
         "run_id"]
+    whitened = stages["whitened"]["result"]
+    assert whitened["recipe"]["normalize"] == "zca" and stages["whitened"]["packed"] == f"{whitened['run_id']}.tar.gz"
+    with tarfile.open(out / stages["whitened"]["packed"]) as tar:
+        assert {f"{whitened['run_id']}/{name}" for name in ("config.json", "model.safetensors", "history.json")} <= set(
+            tar.getnames())
     assert stages["zoo"]["exit"] == 0
     log = (out / "gpu_run.log").read_text()
     assert "ImportError" not in log and "Traceback" not in log
