@@ -9,14 +9,16 @@ shows what the images look like, and says where the full data goes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import Split, both_splits, default_data_dir, find_source, load, where_to_put
+from .data import Split, both_splits, default_data_dir, find_source, input_stats, load, where_to_put
 from .datasets import STUDY, get_dataset
 from .errors import ConvnetsError
+from .models.classifier import Normalize
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample" / "test-images.npz"
 SAMPLE_PER_CLASS = 10
@@ -51,6 +53,21 @@ class Overview:
         picks = [rng.choice(np.flatnonzero(labels == c), per_class, replace=(labels == c).sum() < per_class)
                  for c in range(len(self.classes))]
         return self.pool.images[np.stack(picks)].permute(0, 1, 3, 4, 2).numpy()
+
+    @cached_property
+    def _whitening(self) -> Normalize:
+        """The 'zca' normalisation fit on the pool, as training fits it on the training images."""
+        return Normalize(*input_stats("zca", self.pool))
+
+    def whitened(self, images: np.ndarray) -> np.ndarray:
+        """``images`` (... × H × W × C uint8) as a net with the 'zca' normalisation gets them, for the eye: mid-grey
+        is 0 and three standard deviations either side the ends, so edges and colour contrasts stand out where the
+        smooth parts of the image go grey."""
+        shape = images.shape
+        x = torch.from_numpy(images.reshape(-1, *shape[-3:])).permute(0, 3, 1, 2).float()
+        with torch.no_grad():
+            seen = self._whitening(x)
+        return (128 + seen * 127 / 3).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).reshape(shape).numpy()
 
 
 def overview(dataset: str, data_dir: Path | str | None = None) -> Overview:

@@ -46,7 +46,13 @@ def show(dataset: str) -> None:
         st.subheader("Examples of every class")
         st.button("New examples", icon=":material/shuffle:", key=f"new_{dataset}", on_click=another_draw,
                   args=(dataset,))
-    examples = view.examples(PER_CLASS, seed=st.session_state.get(f"examples_{dataset}", 0)) / 255
+    examples = view.examples(PER_CLASS, seed=st.session_state.get(f"examples_{dataset}", 0))
+    if st.toggle("As a whitened net sees them", key=f"whitened_{dataset}",
+                 help="The 'zca' normalisation of the Train page's recipe (the All-CNN paper's whitened data): each "
+                 "pixel decorrelated from its neighbours and across colours by a 5×5 filter fit on these images. "
+                 "Grey is zero: what is left is edges and colour contrasts, what the first layer then learns from."):
+        examples = view.whitened(examples)
+    examples = examples / 255
     # A class name is never broken inside a word ("automobi-le" in a tenth of a laptop's page): its label is as
     # wide as the longest name (a folder's very long one ends in an ellipsis), on one line, and each mean image at
     # least as wide as its caption.

@@ -179,3 +179,7 @@ def test_datasets_with_data_count_every_split_and_draw_new_examples(data_dir):
     assert [image.value[0] for image in at.image if not image.captions[0]][:10] != rows
     at = show_dataset(at, "cifar10")
     assert "train: 400 images · test: 100 images" in texts(at) and "JPEG copy" in texts(at)
+    plain = [image.value[0] for image in at.image if not image.captions[0]][:10]
+    at.toggle(key="whitened_cifar10").set_value(True).run()  # the same examples, as a whitened net gets them
+    whitened = [image.value[0] for image in at.image if not image.captions[0]][:10]
+    assert not at.exception and len(whitened) == 10 and whitened != plain

@@ -36,6 +36,20 @@ def test_an_overview_of_the_data_folder_counts_averages_and_draws_every_class(da
     assert np.array_equal(view.examples(5, seed=1), examples)
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
+def test_the_whitened_examples_are_what_a_zca_net_gets_shown_around_mid_grey(data_dir, dataset):
+    view = overview(dataset, data_dir)
+    examples = view.examples(4, seed=0)
+    shown = view.whitened(examples)
+    assert shown.shape == examples.shape and shown.dtype == np.uint8 and not np.array_equal(shown, examples)
+    mean, std, whiten = datamod.input_stats("zca", view.pool)
+    x = torch.from_numpy(examples.reshape(-1, *examples.shape[-3:])).permute(0, 3, 1, 2).float()
+    seen = torch.nn.functional.conv2d((x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1), whiten, padding=2)
+    expected = (128 + seen * 127 / 3).round().clamp(0, 255).permute(0, 2, 3, 1).reshape(examples.shape).numpy()
+    assert np.abs(shown.astype(int) - expected).max() <= 1
+    assert abs(float(np.median(shown)) - 128) < 20  # whitened images are mostly grey: zero after the filter
+
+
 def test_a_jpeg_copy_is_overviewed_from_its_pool_alone_and_as_from_its_cache(data_dir, monkeypatch):
     monkeypatch.setattr(overview_module, "POOL_PER_CLASS", 7)
     decoded = []
