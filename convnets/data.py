@@ -654,9 +654,9 @@ def whitening_filter(train: Split, mean: torch.Tensor, std: torch.Tensor) -> tor
     and across colours, which leaves edges and flattens the smooth part of the spectrum that otherwise dominates
     the first layer's gradients. Whole-image ZCA is a 3072 × 3072 matrix, nearly the same filter at every pixel
     since image statistics do not depend on the position; this is that filter, from the covariance of 5 × 5
-    patches (W = U (S + 0.1)^-1/2 Uᵀ, the row of each patch's centre pixel), 225 values instead of 9.4 million, so
-    it lives in the model and follows it through export. Each output channel is scaled to unit variance on the
-    training images, so the network's initialisation sees inputs of the scale it expects."""
+    patches at every other position (W = U (S + 0.1)^-1/2 Uᵀ, the row of each patch's centre pixel): 225 values
+    instead of 9.4 million, so it lives in the model and follows it through export. Each output channel is scaled
+    to unit variance on the training images, so the network's initialisation sees inputs of the scale it expects."""
     c, k = train.images.shape[1], WHITEN_SIZE
     picks = torch.linspace(0, len(train) - 1, min(WHITEN_IMAGES, len(train))).long()
     dims = c * k * k
