@@ -225,11 +225,11 @@ def seed_groups(summaries: list[dict]) -> pd.DataFrame:
     for group, runs in groups.items():
         if len(runs) < 2:
             continue
-        first, recipe = runs[0], Recipe(**runs[0]["recipe"])
+        first, recipe = runs[0], runs[0]["recipe"]
         accuracy = np.array([100 * r["test_accuracy"] for r in runs])
         rows.append({
             "Model": first["model"], "Dataset": first["dataset"], "Data": COPY_LABELS.get(first["data_copy"]),
-            **{column: getattr(recipe, name) for column, name in GROUP_RECIPE.items()},
+            **{column: recipe[name] for column, name in GROUP_RECIPE.items()},
             OTHER_RECIPE: recipe_changes(first, GROUP_RECIPE.values()),
             "n": len(runs), "Test acc. %": round(accuracy.mean(), 2),
             "± std": round(accuracy.std(ddof=1), 2), ECE: _mean_points(runs, "calibration_error"),
