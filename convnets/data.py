@@ -627,7 +627,10 @@ def _augment(x: torch.Tensor, kind: str, draws: torch.Tensor) -> torch.Tensor:
     return padded[batch, chan, rows, cols]
 
 
-def input_stats(normalize: str, train: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+InputStats = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # mean, std, whitening filter
+
+
+def input_stats(normalize: str, train: Split) -> InputStats:
     """The (mean, std) a recipe's normalisation divides by, in 0..255 units, and the whitening filter applied after
     it, if any: per channel, per pixel (the mean and std images), unit (pixels / 255), or zca (per channel, then
     ``whitening_filter``)."""

@@ -312,10 +312,12 @@ class Trainer:
     """
 
     def __init__(self, config: RunConfig, train: datamod.Split, device: torch.device, *,
-                 compile: bool | None = None, dist: Dist = Dist(), sync_bn: bool = False, bf16: bool | None = None):
+                 compile: bool | None = None, dist: Dist = Dist(), sync_bn: bool = False, bf16: bool | None = None,
+                 stats: datamod.InputStats | None = None):
         self.config, self.recipe, self.device, self.dist = config, config.recipe, device, dist
+        stats = datamod.input_stats(self.recipe.normalize, train) if stats is None else stats
         torch.manual_seed(config.seed)
-        self.model = classifier(config, *datamod.input_stats(self.recipe.normalize, train)).to(device)
+        self.model = classifier(config, *stats).to(device)
         self.params = sum(p.numel() for p in self.model[1].parameters())
         self.optimizer = make_optimizer(self.model, self.recipe, device)
         self.channels_last = use_channels_last(device)
@@ -469,7 +471,8 @@ def _timing_key(config: RunConfig) -> str:
     return timing_key(config.model, spec.shape, len(spec.classes), config.recipe.batch_size)
 
 
-def choose_bf16(config: RunConfig, train: datamod.Split, device: torch.device) -> tuple[bool, str]:
+def choose_bf16(config: RunConfig, train: datamod.Split, device: torch.device,
+                stats: datamod.InputStats | None = None) -> tuple[bool, str]:
     """Whether a run trains in bf16, and why. Where the CPU's flags cannot tell (it has bf16 instructions, which
     may still be slower than fp32), the model's step is timed in both at its first training on this machine and
     the faster kept in ``$CONVNETS_HOME/precision.json`` for every later run of that model and batch size."""
@@ -479,19 +482,22 @@ def choose_bf16(config: RunConfig, train: datamod.Split, device: torch.device) -
     home, key = datamod.default_home(), _timing_key(config)
     timing = recorded_timing(home, key)
     if timing is None:
-        fp32, bf16 = time_steps(config, train, device)
+        fp32, bf16 = time_steps(config, train, device, stats=stats)
         record_timing(home, key, fp32, bf16)
         timing = {"fp32": fp32, "bf16": bf16}
     return verdict(timing)
 
 
-def time_steps(config: RunConfig, train: datamod.Split, device: torch.device, steps: int = 4) -> tuple[float, float]:
+def time_steps(config: RunConfig, train: datamod.Split, device: torch.device, steps: int = 4,
+               stats: datamod.InputStats | None = None) -> tuple[float, float]:
     """The CPU seconds of one training step in fp32 and in bf16 on a batch of the split: the least over ``steps``
     steps of each, interleaved, after two warm-up steps each (oneDNN builds its kernels at the first). CPU time of
     the process, not wall time, and the least, not the median: other jobs on the same cores delay a step's clock
     but not its work, and on two busy cores wall times varied tenfold from one step to the next. The trainers are
-    thrown away, and the run re-seeds everything it draws, so measuring leaves the run's result as it was."""
-    trainers = [Trainer(config, train, device, compile=False, bf16=bf16) for bf16 in (False, True)]
+    thrown away, and the run re-seeds everything it draws, so measuring leaves the run's result as it was. The
+    input statistics (``stats``, else fit here once for both) are the run's own: a whitening filter takes seconds."""
+    stats = datamod.input_stats(config.recipe.normalize, train) if stats is None else stats
+    trainers = [Trainer(config, train, device, compile=False, bf16=bf16, stats=stats) for bf16 in (False, True)]
     x, y = next(datamod.batches(train, min(config.recipe.batch_size, len(train)), augment=config.recipe.augment))
     times: list[list[float]] = [[], []]
     for _ in range(steps + 2):
@@ -531,9 +537,10 @@ class _Job:
         status = {"pid": os.getpid(), "device": describe_device(device), "world_size": self.dist.world,
                   "command": self.command}
         data = self.data
-        bf16, why = self._precision(run)
+        stats = datamod.input_stats(config.recipe.normalize, data.train)  # once, for measuring and for training
+        bf16, why = self._precision(run, stats)
         trainer = Trainer(config, data.train, device, compile=self.compile, dist=self.dist, sync_bn=self.sync_bn,
-                          bf16=bf16)
+                          bf16=bf16, stats=stats)
         status.update(params=trainer.params, precision=trainer.precision, precision_reason=why,
                       phase=Phase.TRAINING, compiled=trainer.compiled)
         train, test = data.train.to(device), data.test.to(device)
@@ -586,7 +593,7 @@ class _Job:
         if run is not None:
             self._finish(run, trainer.evaluated, data, history, status)
 
-    def _precision(self, run: Run | None) -> tuple[bool, str]:
+    def _precision(self, run: Run | None, stats: datamod.InputStats) -> tuple[bool, str]:
         """A resumed run keeps the precision of its first epochs; several processes take the recorded choice
         (each measuring its own could disagree); otherwise ``choose_bf16``."""
         status = run.status() if run is not None else {}
@@ -594,7 +601,7 @@ class _Job:
             return status["precision"] == "bf16", status.get("precision_reason") or "as its first epochs trained"
         if self.dist.world > 1:
             return recorded_bf16(self.config, self.device), "the recorded choice (several processes measure none)"
-        return choose_bf16(self.config, self.data.train, self.device)
+        return choose_bf16(self.config, self.data.train, self.device, stats)
 
     def _finish(self, run: Run, model: nn.Module, data: datamod.Dataset, history: list[dict], status: dict) -> None:
         """The final evaluation, the mistakes, every test image's answer, the accuracy under corruptions, the weights,

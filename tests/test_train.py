@@ -241,7 +241,8 @@ def test_a_cpu_trains_in_the_precision_it_measured_faster_once_and_the_run_says_
     chosen precision and the run records it, with why."""
     monkeypatch.setattr(devicemod, "native_bf16", lambda: native)
     measured = []
-    monkeypatch.setattr(trainmod, "time_steps", lambda *args: measured.append(args[0].model) or (fp32_s, bf16_s))
+    monkeypatch.setattr(trainmod, "time_steps",
+                        lambda *args, **kwargs: measured.append(args[0].model) or (fp32_s, bf16_s))
     if switch is None:
         monkeypatch.delenv("CONVNETS_BF16", raising=False)
     else:
@@ -370,6 +371,19 @@ def test_batch_norm_can_learn_faster_with_the_same_decay_per_step(data_dir):
     assert len(no_bn.optimizer.param_groups) == 1  # LeNet-5 has no batch norm: nothing to scale
     with pytest.raises(ConvnetsError, match="norm-lr 0 is out of range"):
         Recipe(epochs=1, norm_lr=0).check()
+
+
+def test_a_run_that_measures_its_precision_fits_its_input_statistics_once(data_dir, home, monkeypatch):
+    """Measuring bf16 against fp32 builds two throw-away trainers beside the run's own; all three take the run's
+    input statistics, fit once (a whitening filter takes seconds on CIFAR-10), and the measurement is recorded."""
+    monkeypatch.setattr(devicemod, "native_bf16", lambda: True)
+    monkeypatch.delenv("CONVNETS_BF16", raising=False)
+    fits, fit = [], datamod.input_stats
+    monkeypatch.setattr(datamod, "input_stats", lambda *args: fits.append(args[0]) or fit(*args))
+    run, _ = train_run(mnist_config(epochs=1, normalize="zca"), data_dir=str(data_dir), device="cpu")
+    assert fits == ["zca"]
+    assert " for lenet5 " in devicemod.precision_summary(torch.device("cpu"), home)
+    assert "measured" in run.status()["precision_reason"]
 
 
 def test_zca_whitening_decorrelates_neighbours_and_colours_and_travels_with_the_weights(data_dir):
