@@ -21,10 +21,9 @@ from .attack import perturb
 from .datasets import get_dataset
 from .errors import ConvnetsError
 from .imaging import kernel_tiles
-from .models import get_model, net_name
+from .models import get_model
 from .models.classifier import Classifier, mirror_averaged
-from .predict import Prediction, as_batch, choose_runs, threads_for
-from .reporting import run_name
+from .predict import Prediction, as_batch, choose_runs, name_of, threads_for
 from .store import Run, RunStore
 
 METHODS = {"gradcam": "Grad-CAM", "ig": "Integrated gradients"}
@@ -56,8 +55,7 @@ class Explainer:
         config = run.config
         net = run.load_model("cpu").requires_grad_(False)  # gradients flow to activations and inputs, not weights
         net.tta = False
-        name = run_name(net_name(config.model), config.recipe.epochs, run.run_id, run.readonly)
-        return cls(run.run_id, config.model, config.dataset, net, get_model(config.model).cam_layer, name=name,
+        return cls(run.run_id, config.model, config.dataset, net, get_model(config.model).cam_layer, name=name_of(run),
                    tta=config.recipe.tta)
 
     def layer(self, path: str) -> nn.Module:

@@ -16,7 +16,7 @@ from .config import RunConfig
 from .datasets import get_dataset
 from .errors import ConvnetsError
 from .imaging import DrawingResult, prepare_drawing, prepare_for, prepare_upload  # noqa: F401 - the public inference API
-from .models import net_name
+from .models import departures, net_name
 from .reporting import run_name
 from .schema import State
 from .store import Run, RunStore
@@ -147,10 +147,17 @@ def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str
                 probs = load_model(run)(batch).softmax(1).numpy()
             except (ConvnetsError, OSError):
                 continue
-        name = run_name(net_name(config.model), config.recipe.epochs, run.run_id, run.readonly)
+        name = name_of(run)
         for i, p in enumerate(probs.tolist()):
             out[i].append(Prediction(run.run_id, config.model, name, p, classes))
     return without_graph
+
+
+def name_of(run: Run) -> str:
+    """The run's name in answer tables and galleries (``reporting.run_name``)."""
+    config = run.config
+    return run_name(net_name(config.model), config.recipe.epochs, run.run_id, run.readonly,
+                    departures(config.model, config.dataset, config.recipe))
 
 
 def _chw(image: np.ndarray) -> np.ndarray:

@@ -41,9 +41,11 @@ def at_chance(accuracy: float | None, classes: int) -> bool:
     return accuracy is not None and accuracy < 1 / classes + CHANCE_MARGIN
 
 
-def run_name(model: str, epochs: int, run_id: str, zoo: bool) -> str:
-    """What tells two runs apart wherever they are listed: 'lenet5 · 5 ep · 8eede1 · zoo'."""
-    return f"{model} · {epochs} ep · {short_id(run_id)}{' · zoo' if zoo else ''}"
+def run_name(model: str, epochs: int, run_id: str, zoo: bool, departures: str = "") -> str:
+    """What tells two runs apart wherever they are listed: 'lenet5 · 5 ep · 8eede1 · zoo', with where the recipe
+    departs from the registered one before the id ('lenet5 · 5 ep · normalize zca · 8eede1'), which says nothing."""
+    return " · ".join([model, f"{epochs} ep", *([departures] if departures else []), short_id(run_id),
+                       *(["zoo"] if zoo else [])])
 
 
 def short_id(run_id: str) -> str:

@@ -23,7 +23,7 @@ from convnets.predict import Prediction, choose_runs
 from convnets.reporting import duration, pct, short_id  # noqa: F401 - the pages' figures, written as everywhere
 from convnets.schema import Predictions, State
 from convnets.store import RunStore
-from dashboard import figures
+from dashboard import figures, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 FONTS = Path(st.__file__).parent / "static" / "static" / "media"  # the fonts the browser draws the pages in
@@ -156,10 +156,12 @@ def finished_or_stop(what_for: str) -> list[dict]:
 
 
 def run_label(summary: dict) -> str:
-    """Short enough for a select box, distinct even for two runs of one model."""
-    zoo = " · zoo" if summary.get("zoo") else ""
-    return (f"{net_name(summary['model'])} · {dataset_label(summary['dataset'])} · {summary['epochs']} ep · "
-            f"{short_id(summary['run_id'])}{zoo}")
+    """Short enough for a select box, distinct even for two runs of one model, and saying where a run's recipe
+    departs from the registered one ("normalize zca"), which its id does not."""
+    changes = tables.recipe_changes(summary)
+    return " · ".join([net_name(summary["model"]), dataset_label(summary["dataset"]), f"{summary['epochs']} ep",
+                       *([changes] if changes else []), short_id(summary["run_id"]),
+                       *(["zoo"] if summary.get("zoo") else [])])
 
 
 def pick_run(rows: Sequence[dict]) -> dict:

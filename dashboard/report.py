@@ -126,7 +126,8 @@ def chosen_runs(store: RunStore, dataset: str | None, run_ids: list[str] | None)
 
 
 def _label(summary: dict) -> str:
-    return run_name(net_name(summary["model"]), summary["epochs"], summary["run_id"], summary["zoo"])
+    return run_name(net_name(summary["model"]), summary["epochs"], summary["run_id"], summary["zoo"],
+                    tables.recipe_changes(summary) or "")
 
 
 def _leaderboard(report: Report, summaries: list[dict]) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from convnets.config import Recipe
 from convnets.errors import ConvnetsError
-from convnets.models import ModelSpec, default_recipe, get_model, net_name
+from convnets.models import ModelSpec, departures, get_model, net_name
 from convnets.reporting import COPY_LABELS, official_equivalent, points, short_id
 from convnets.schema import State
 from convnets.study import STUDY_SECONDS
@@ -149,8 +149,7 @@ def recipe_changes(summary: dict, skip: Iterable[str] = ("epochs",)) -> str | No
     the fields in ``skip``; None where it does not, or for a record without its recipe."""
     if "recipe" not in summary:
         return None
-    recipe = Recipe(**summary["recipe"])
-    return recipe.differences(_registered(summary["model"], summary["dataset"], recipe), skip) or None
+    return departures(summary["model"], summary["dataset"], Recipe(**summary["recipe"]), skip) or None
 
 
 def run_names(summaries: list[dict]) -> list[str]:
@@ -238,15 +237,6 @@ def seed_groups(summaries: list[dict]) -> pd.DataFrame:
         })
     frame = pd.DataFrame(rows, columns=GROUP_COLUMNS)
     return frame.sort_values(["Dataset", "Test acc. %"], ascending=[True, False], ignore_index=True)
-
-
-def _registered(model: str, dataset: str, recipe: Recipe) -> Recipe:
-    """The registry's recipe for the model on the dataset; for a model or dataset that has since left the registry,
-    the recipe's own defaults."""
-    try:
-        return default_recipe(model, dataset)
-    except ConvnetsError:
-        return Recipe(epochs=recipe.epochs)
 
 
 def _mean_points(runs: list[dict], key: str) -> float | None:

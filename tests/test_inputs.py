@@ -190,7 +190,9 @@ def test_predict_answers_every_file_and_names_every_run(capsys, tmp_path, two_le
     answered = {r["image"]: r for r in rows if "predictions" in r}
     assert set(answered) == {str(good), *map(str, inside)}
     names = {p["run_id"]: p["name"] for p in answered[str(good)]["predictions"]}
-    assert names == {r["run_id"]: f"lenet5 · 1 ep · {short_id(r['run_id'])}" for r in two_lenets}
+    departures = ("batch-size 32, lr 0.025", "batch-size 64, lr 0.05")  # the learning rate follows the batch
+    expected = {r["run_id"]: f"lenet5 · 1 ep · {d} · {short_id(r['run_id'])}" for r, d in zip(two_lenets, departures)}
+    assert names == expected
     errors = {r["image"]: r["error"] for r in rows if "error" in r}
     assert errors[str(tmp_path / "corrupt.png")].endswith("the image file is truncated or corrupt")
     assert errors[str(tmp_path / "empty.png")].endswith("the file is empty")
@@ -204,8 +206,8 @@ def test_predict_answers_every_file_and_names_every_run(capsys, tmp_path, two_le
     assert code == 2 and len(err.strip().splitlines()) == len(errors)
     for image in answered:
         assert f"{image}\n" in out
-    for run in two_lenets:
-        assert f"lenet5 · 1 ep · {short_id(run['run_id'])}" in out
+    for name in expected.values():
+        assert name in out
     assert "corrupt.png" not in out  # its one line is on stderr
 
     code, out, _ = cli(capsys, "predict", str(good), str(folder), "--dataset", "mnist", "--best-per-model", "--json")

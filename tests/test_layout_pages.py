@@ -13,10 +13,10 @@ from test_pages import open_page, store  # noqa: F401 - store is a fixture
 from ui_helpers import built_store  # noqa: F401 - a fixture, which store needs
 
 from convnets.models import default_recipe
-from convnets.reporting import short_id
+from convnets.reporting import run_name, short_id
 from convnets.store import ZOO_DIR
 from convnets.study import STUDY_NETS
-from dashboard import figures, tables
+from dashboard import common, figures, tables
 from dashboard.tables import GAP, KIND_ORDER, NET, THEIRS
 
 
@@ -85,6 +85,11 @@ def test_run_names_tell_the_runs_of_one_net_apart_by_what_differs():
                for i, r in enumerate((registered, whitened, averaged))]
     assert tables.run_names(recipes) == ["lenet5", "lenet5 · normalize zca", "lenet5 · normalize zca, ema 0.99"]
     assert tables.run_names([recipes[1], recipes[1] | {"seed": 1}]) == ["lenet5 · seed 0", "lenet5 · seed 1"]
+    # a select box, the CLI's tables and the HTML report name every run whole, the departures before the id
+    tails = ("000000", "normalize zca · 100000", "normalize zca, ema 0.99 · 200000")
+    assert [common.run_label(r) for r in recipes] == [f"lenet5 · MNIST · 5 ep · {tail}" for tail in tails]
+    assert run_name("lenet5", 5, recipes[1]["run_id"], True, "normalize zca") == \
+        "lenet5 · 5 ep · normalize zca · 100000 · zoo"
     board = tables.leaderboard([r | {"state": "finished", "data_copy": "official", "params": 61_706,
                                      "test_accuracy": 0.98, "best_test_accuracy": 0.98, "best_epoch": 5,
                                      "train_seconds": 9.0, "images_per_second": 1e4, "device": "cpu"}

@@ -431,13 +431,16 @@ def test_photo_cards_name_each_run_and_show_each_models_best_unless_asked(store)
     at.run()
     limit = tomllib.loads((APP.parent.parent / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
     assert not at.exception and f"Up to {limit} MB and 40 megapixels: PNG, JPEG, WebP, GIF, BMP or TIFF" in texts(at)
-    assert card_titles(at) == [f"lenet5 · 2 ep · {short_id(cifar['run_id'])}"]  # the best of the three runs
+    def title(run_id: str) -> str:  # the test store trains at batch 64, which the name says
+        return f"lenet5 · 2 ep · batch-size 64 · {short_id(run_id)}"
+
+    assert card_titles(at) == [title(cifar["run_id"])]  # the best of the three runs
 
     at.toggle(key="every_run").set_value(True).run()
-    assert sorted(card_titles(at)) == sorted(f"lenet5 · 2 ep · {short_id(i)}" for i in (cifar["run_id"], worse))
+    assert sorted(card_titles(at)) == sorted(title(i) for i in (cifar["run_id"], worse))
     assert at.toggle(key="chance_runs").label == "Runs at chance level (1)"
     at.toggle(key="chance_runs").set_value(True).run()
-    assert len(set(card_titles(at))) == 3 and f"lenet5 · 2 ep · {short_id(chance)}" in card_titles(at)
+    assert len(set(card_titles(at))) == 3 and title(chance) in card_titles(at)
 
 
 def test_a_run_at_chance_is_marked_on_the_leaderboard_and_left_out_of_the_best_cards(store):

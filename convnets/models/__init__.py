@@ -12,7 +12,7 @@ activation, or the last residual block's) as Selvaraju et al. (2017) advise, exc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache, partial
 from types import ModuleType
@@ -228,6 +228,17 @@ def default_recipe(model: str, dataset: str) -> Recipe:
     if data.digits and recipe.augment in MIRRORED:
         recipe = recipe.replace(augment="shift", tta=False)
     return recipe
+
+
+def departures(model: str, dataset: str, recipe: Recipe, skip: Iterable[str] = ("epochs",)) -> str:
+    """Where a run's recipe departs from the registry's for its model and dataset, bar the fields in ``skip``
+    ("normalize zca, ema 0.99"; "" where nowhere): what tells two runs of one net apart beyond their epochs and
+    seed. For a model or dataset that has since left the registry, against the recipe's own defaults."""
+    try:
+        registered = default_recipe(model, dataset)
+    except ConvnetsError:
+        registered = Recipe(epochs=recipe.epochs)
+    return recipe.differences(registered, skip)
 
 
 def models_for(dataset: str) -> list[ModelSpec]:
