@@ -157,7 +157,7 @@ def name_of(run: Run) -> str:
     """The run's name in answer tables and galleries (``reporting.run_name``)."""
     config = run.config
     return run_name(net_name(config.model), config.recipe.epochs, run.run_id, run.readonly,
-                    departures(config.model, config.dataset, config.recipe))
+                    departures(config.model, config.dataset, config.recipe), config.seed)
 
 
 def _chw(image: np.ndarray) -> np.ndarray:

@@ -41,11 +41,12 @@ def at_chance(accuracy: float | None, classes: int) -> bool:
     return accuracy is not None and accuracy < 1 / classes + CHANCE_MARGIN
 
 
-def run_name(model: str, epochs: int, run_id: str, zoo: bool, departures: str = "") -> str:
-    """What tells two runs apart wherever they are listed: 'lenet5 · 5 ep · 8eede1 · zoo', with where the recipe
-    departs from the registered one before the id ('lenet5 · 5 ep · normalize zca · 8eede1'), which says nothing."""
-    return " · ".join([model, f"{epochs} ep", *([departures] if departures else []), short_id(run_id),
-                       *(["zoo"] if zoo else [])])
+def run_name(model: str, epochs: int, run_id: str, zoo: bool, departures: str = "", seed: int = 0) -> str:
+    """What tells two runs apart wherever they are listed: 'lenet5 · 5 ep · 8eede1 · zoo', with a seed other than
+    0 and where the recipe departs from the registered one before the id, which says nothing
+    ('lenet5 · 5 ep · seed 1 · normalize zca · 8eede1')."""
+    parts = [model, f"{epochs} ep", f"seed {seed}" if seed else "", departures, short_id(run_id), "zoo" if zoo else ""]
+    return " · ".join(part for part in parts if part)
 
 
 def short_id(run_id: str) -> str:

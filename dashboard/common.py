@@ -20,7 +20,7 @@ from convnets.errors import ConvnetsError
 from convnets.imaging import to_display
 from convnets.models import net_name
 from convnets.predict import Prediction, choose_runs
-from convnets.reporting import duration, pct, short_id  # noqa: F401 - the pages' figures, written as everywhere
+from convnets.reporting import duration, pct, run_name, short_id  # noqa: F401 - the pages' figures, written as everywhere
 from convnets.schema import Predictions, State
 from convnets.store import RunStore
 from dashboard import figures, tables
@@ -158,10 +158,9 @@ def finished_or_stop(what_for: str) -> list[dict]:
 def run_label(summary: dict) -> str:
     """Short enough for a select box, distinct even for two runs of one model, and saying where a run's recipe
     departs from the registered one ("normalize zca"), which its id does not."""
-    changes = tables.recipe_changes(summary)
-    return " · ".join([net_name(summary["model"]), dataset_label(summary["dataset"]), f"{summary['epochs']} ep",
-                       *([changes] if changes else []), short_id(summary["run_id"]),
-                       *(["zoo"] if summary.get("zoo") else [])])
+    return run_name(f"{net_name(summary['model'])} · {dataset_label(summary['dataset'])}", summary["epochs"],
+                    summary["run_id"], bool(summary.get("zoo")), tables.recipe_changes(summary) or "",
+                    summary.get("seed", 0))
 
 
 def pick_run(rows: Sequence[dict]) -> dict:

@@ -127,7 +127,7 @@ def chosen_runs(store: RunStore, dataset: str | None, run_ids: list[str] | None)
 
 def _label(summary: dict) -> str:
     return run_name(net_name(summary["model"]), summary["epochs"], summary["run_id"], summary["zoo"],
-                    tables.recipe_changes(summary) or "")
+                    tables.recipe_changes(summary) or "", summary["seed"])
 
 
 def _leaderboard(report: Report, summaries: list[dict]) -> None:
