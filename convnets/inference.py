@@ -172,17 +172,13 @@ def convert_in_background(store: RunStore, runs: list[Run]) -> bool:
             return False
         _tried.update(todo.values())
         folder = store.home / "inference"
-        package_root = str(Path(__file__).resolve().parent.parent)
-        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "CONVNETS_HOME": str(store.home), "PYTHONPATH": path}
-        env["CONVNETS_ZOO"] = str(store.zoo_dir.parent) if store.zoo_dir else ""  # the same zoo, or none
         command = [sys.executable, "-m", "convnets", "prepare-inference", "--low-priority", "--runs",
                    *(r.run_id for r in todo)]
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with open(folder / "conversion.log", "ab") as log:
                 _worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                           start_new_session=True, env=env)
+                                           start_new_session=True, env=store.child_environment())
         except OSError:
             return False
         return True

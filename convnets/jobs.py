@@ -16,7 +16,6 @@ import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 
 from .config import RunConfig
 from .device import available_devices
@@ -73,12 +72,9 @@ class JobManager:
         command = [sys.executable, "-m", "convnets", "train", "--config", str(config_file), "--json",
                    "--queue", str(self.queue)]
         command += (["--device", device] if device != "auto" else []) + (["--data-dir", data_dir] if data_dir else [])
-        package_root = str(Path(__file__).resolve().parent.parent)  # found whatever folder the server started in
-        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "CONVNETS_HOME": str(self.store.home), "PYTHONPATH": path}
         with open(self.dir / f"{config.run_id}.log", "wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env)
+                                    start_new_session=True, env=self.store.child_environment())
         write_json(self.dir / f"{config.run_id}.json", {"config": config.to_dict(), "device": device,
                                                         "data_dir": data_dir, "pid": proc.pid, "created": time.time(),
                                                         "owner": owner})

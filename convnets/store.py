@@ -383,6 +383,14 @@ class RunStore:
         zoo = zoo if zoo is not None else default_zoo_dir()  # "" turns the zoo off
         self.zoo_dir = Path(zoo) / "runs" if zoo else None
 
+    def child_environment(self) -> dict[str, str]:
+        """The environment of a process started on this store (a training job, a background conversion): this
+        home and this zoo (or none), and this package importable whatever folder the server was started in."""
+        package_root = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+        zoo = str(self.zoo_dir.parent) if self.zoo_dir else ""
+        return {**os.environ, "CONVNETS_HOME": str(self.home), "CONVNETS_ZOO": zoo, "PYTHONPATH": path}
+
     def get(self, run_id: str) -> Run | None:
         check_run_id(run_id)
         if self.zoo_dir and (self.zoo_dir / run_id).is_dir():

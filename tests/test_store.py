@@ -187,3 +187,21 @@ def test_a_sweep_is_every_combination_times_every_seed():
         sweep(base, [0], {"momentum": [0.9]})
     with pytest.raises(ConvnetsError, match="weight-decay 0.5 is out of range"):
         sweep(base, [0], {"weight_decay": [0.0, 0.5]})
+
+
+@pytest.mark.parametrize("zoo", ["shipped", ""])
+def test_a_process_started_on_a_store_sees_that_store_from_any_folder(tmp_path, zoo):
+    """A training job or a background conversion is another Python process: started with the store's
+    environment from a folder where the package cannot be imported, it opens the same home and the same zoo (or
+    none, where the server's store has none)."""
+    import subprocess
+    import sys
+
+    zoo_root = tmp_path / "zoo" if zoo else ""
+    store = RunStore(tmp_path / "home", zoo=zoo_root)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    seen = subprocess.run([sys.executable, "-c", "from convnets.store import RunStore; s = RunStore(); "
+                           "print(s.home); print(s.zoo_dir)"], cwd=elsewhere, env=store.child_environment(),
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    assert seen == [str(store.home), str(store.zoo_dir)]
