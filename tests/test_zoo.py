@@ -13,7 +13,7 @@ from convnets.store import RunStore
 from convnets.study import STUDY_SECONDS
 
 TINY = [
-    zoo.Entry("lenet5", "cifar10", (("epochs", 2), ("batch_size", 50))),
+    zoo.Entry("lenet5", "cifar10", (("epochs", 2), ("batch_size", 50), ("normalize", "zca"))),  # as ALL-CNN-C may
     zoo.Entry("ref_lenet", "cifar10", (("epochs", 1),), cpu_friendly=False),
 ]
 
@@ -43,6 +43,7 @@ def test_build_ships_compact_runs_and_a_results_table(tiny_zoo, data_dir, capsys
     weights = load_file(tiny_zoo / "runs" / shipped["run_id"] / "model.safetensors")
     dtypes = {"int8": {torch.int8, torch.float16, torch.float32}, "fp16": {torch.float16}, "fp32": {torch.float32}}
     assert {t.dtype for t in weights.values()} == dtypes[shipped["weights"]]
+    assert weights["0.whiten"].shape == (3, 3, 5, 5) and "--normalize zca" in shipped["command"]  # the filter ships
     evaluation = json.loads((tiny_zoo / "runs" / shipped["run_id"] / "evaluation.json").read_text())
     moved = abs(evaluation["test_accuracy"] - evaluation["trained_weights_test_accuracy"])
     assert evaluation["weights"] == shipped["weights"] and (moved <= zoo.SHIP_TOLERANCE or shipped["weights"] == "fp32")
