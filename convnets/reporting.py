@@ -42,9 +42,11 @@ def at_chance(accuracy: float | None, classes: int) -> bool:
 
 
 def run_name(model: str, epochs: int, run_id: str, zoo: bool, departures: str = "", seed: int = 0) -> str:
-    """What tells two runs apart wherever they are listed: 'lenet5 · 5 ep · 8eede1 · zoo', with a seed other than
-    0 and where the recipe departs from the registered one before the id, which says nothing
-    ('lenet5 · 5 ep · seed 1 · normalize zca · 8eede1')."""
+    """What tells two runs apart wherever they are listed: 'lenet5 · 5 ep · 8eede1 · zoo', with a seed other than 0
+    and, for a run of one's own, where its recipe departs from the registered one (what was changed) before the id,
+    which says nothing: 'lenet5 · 5 ep · seed 1 · normalize zca · 8eede1'. A zoo run's recipe is the zoo's pinned
+    one (zoo/results.md), which "zoo" names."""
+    departures = "" if zoo else departures
     parts = [model, f"{epochs} ep", f"seed {seed}" if seed else "", departures, short_id(run_id), "zoo" if zoo else ""]
     return " · ".join(part for part in parts if part)
 

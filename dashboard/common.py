@@ -268,16 +268,19 @@ def answering_runs(dataset: str) -> list[str]:
 
 def prediction_cards(predictions: Sequence[Prediction], top: int | None = None, per_row: int = 3) -> None:
     """One card per run side by side, titled so that two runs of one model differ (model, epochs, short id, zoo):
-    its answer, then every class's probability (a chart) or its top ones."""
+    its answer, then every class's probability (a chart) or its top ones. The cards of a row are as tall as the
+    tallest, and each answer sits at its card's foot, so that answers and charts line up whatever the titles'
+    lengths."""
     for start in range(0, len(predictions), per_row):
         columns = st.columns(per_row)
         for column, p in zip(columns, predictions[start : start + per_row]):
-            with column.container(border=True):
+            with column.container(border=True, height="stretch", vertical_alignment="distribute"):
                 st.markdown(f"**{p.name}**", help=f"run {p.run_id}")
-                st.metric("prediction", p.class_name, label_visibility="collapsed")
-                if top is None:
-                    st.caption(f"{p.probability:.1%} sure")
-                    st.plotly_chart(figures.probabilities(p), config=figures.STATIC, key=f"probs-{p.run_id}")
-                else:
-                    for name, probability in p.top(top):
-                        st.progress(probability, text=f"{name} · {probability:.1%}")
+                with st.container():
+                    st.metric("prediction", p.class_name, label_visibility="collapsed")
+                    if top is None:
+                        st.caption(f"{p.probability:.1%} sure")
+                        st.plotly_chart(figures.probabilities(p), config=figures.STATIC, key=f"probs-{p.run_id}")
+                    else:
+                        for name, probability in p.top(top):
+                            st.progress(probability, text=f"{name} · {probability:.1%}")

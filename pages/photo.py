@@ -64,11 +64,11 @@ def photo_and_answers(dataset: str) -> None:
     with image_column:
         st.image(common.enlarged(image, INPUT_SCALE),
                  caption=f"{caption} · what the models see ({spec.size}×{spec.size})")
-        explaining.link_inside("photo", "See where each model looks")
     with cards:
         predictions = predict([image], dataset, run_ids=common.answering_runs(dataset),
                               convert_in_background=True)[0]
         if predictions:
+            explaining.link_inside("photo", "See where each model looks")  # here, whole: the image's column is narrow
             common.prediction_cards(predictions, top=3)
         else:
             st.info(f"Every finished {spec.label} run ended at chance level: turn them on above to see what they "

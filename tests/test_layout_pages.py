@@ -88,8 +88,9 @@ def test_run_names_tell_the_runs_of_one_net_apart_by_what_differs():
     # a select box, the CLI's tables and the HTML report name every run whole, the departures before the id
     tails = ("000000", "normalize zca · 100000", "normalize zca, ema 0.99 · 200000")
     assert [common.run_label(r) for r in recipes] == [f"lenet5 · MNIST · 5 ep · {tail}" for tail in tails]
-    assert run_name("lenet5", 5, recipes[1]["run_id"], True, "normalize zca", seed=1) == \
-        "lenet5 · 5 ep · seed 1 · normalize zca · 100000 · zoo"
+    assert run_name("lenet5", 5, recipes[1]["run_id"], False, "normalize zca", seed=1) == \
+        "lenet5 · 5 ep · seed 1 · normalize zca · 100000"
+    assert run_name("lenet5", 5, recipes[1]["run_id"], True, "normalize zca") == "lenet5 · 5 ep · 100000 · zoo"
     assert common.run_label(recipes[0] | {"seed": 2}) == "lenet5 · MNIST · 5 ep · seed 2 · 000000"
     board = tables.leaderboard([r | {"state": "finished", "data_copy": "official", "params": 61_706,
                                      "test_accuracy": 0.98, "best_test_accuracy": 0.98, "best_epoch": 5,
