@@ -17,9 +17,11 @@ if len(shipped) < len(rows):
 st.subheader("What each net brought")
 with st.container(horizontal=True, wrap=True):
     for row in rows:
-        with st.container(border=True, width=160, height="stretch"):
-            st.markdown(f"**{row['title']}**")
-            st.caption(row["idea"])
+        # the links at the cards' foot, in line whatever the length of the idea above them
+        with st.container(border=True, width=160, height="stretch", vertical_alignment="distribute"):
+            with st.container():
+                st.markdown(f"**{row['title']}**")
+                st.caption(row["idea"])
             if row["zoo"]:
                 explaining.link_inside("mistake", label="Inside the net", run=row["zoo"]["run_id"])
 
