@@ -138,6 +138,17 @@ def leaderboard(summaries: list[dict]) -> pd.DataFrame:
             .drop(columns="order").reset_index(drop=True))
 
 
+def board_order(board: pd.DataFrame) -> str | None:
+    """How the board is ordered, where its kinds of net (a column the main view leaves out) make it more than best
+    first: "Study nets first, then paper nets, then modern nets, each best first (≈ official)"."""
+    kinds = [kind for kind in KIND_ORDER if (board["Kind"] == kind).any()]
+    if len(kinds) < 2:
+        return None
+    named = [f"{kind}s" for kind in kinds]
+    order = f"{named[0]} first, then {', then '.join(named[1:])}, each best first (≈ official)."
+    return f"Per dataset, {order}" if board["Dataset"].nunique() > 1 else order[0].upper() + order[1:]
+
+
 # What may tell two runs of one net on one dataset apart, in the order it is named: "lenet5 · 1 ep", "· seed 1",
 # "· zoo" (the shipped run beside the user's); then, where none of them does, what differs in the rest of the
 # recipe ("· normalize zca"); the short run id where nothing does.

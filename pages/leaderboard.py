@@ -85,6 +85,8 @@ else:
         "Zoo": st.column_config.CheckboxColumn(help="Shipped with the project (zoo/), read-only"),
         "Run": st.column_config.TextColumn(width=common.column_width(board["Run"], "Run")),
     })
+    if (order := tables.board_order(board)) is not None:
+        st.caption(order)
     if (board["Data"] == "JPEG copy").any():
         st.caption(f"CIFAR-10 runs on the **JPEG copy** score about {cost} points lower than on the official "
                    "batches; **≈ official** adds that back, and the differences (Δ, in points) to the "

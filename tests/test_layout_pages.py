@@ -54,6 +54,12 @@ def test_the_leaderboard_names_the_study_nets_groups_them_first_and_tells_every_
     assert board.loc[study, THEIRS].equals(board.loc[study, "Study %"])
     assert board.loc[~study, THEIRS].equals(board.loc[~study, "Paper %"])
     assert board.loc[~study, GAP].equals(board.loc[~study, "Δ paper"])
+    # ...and the order said, since the main view leaves the kinds out
+    said = "Per dataset, study nets first, then paper nets, then modern nets, each best first (≈ official)."
+    assert said in [c.value for c in at.caption]
+    older = board[(board["Kind"] != tables.KINDS["modern"]) & (board["Dataset"] == "cifar10")]
+    assert tables.board_order(older) == "Study nets first, then paper nets, each best first (≈ official)."
+    assert tables.board_order(board[study]) is None
 
 
 def test_the_leaderboard_opens_on_its_narrow_columns_and_adds_the_others_on_request(with_zoo):
