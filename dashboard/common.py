@@ -266,6 +266,12 @@ def answering_runs(dataset: str) -> list[str]:
     return choose_runs(rows, best_per_model=not every_run, at_chance=with_chance)
 
 
+def unbroken(name: str) -> str:
+    """A run's name for text that wraps: its hyphens ("batch-size 64") non-breaking, so that a line never ends
+    inside an option's name."""
+    return name.replace("-", "\u2011")
+
+
 def prediction_cards(predictions: Sequence[Prediction], top: int | None = None, per_row: int = 3) -> None:
     """One card per run side by side, titled so that two runs of one model differ (model, epochs, short id, zoo):
     its answer, then every class's probability (a chart) or its top ones. The cards of a row are as tall as the
@@ -275,7 +281,7 @@ def prediction_cards(predictions: Sequence[Prediction], top: int | None = None, 
         columns = st.columns(per_row)
         for column, p in zip(columns, predictions[start : start + per_row]):
             with column.container(border=True, height="stretch", vertical_alignment="distribute"):
-                st.markdown(f"**{p.name}**", help=f"run {p.run_id}")
+                st.markdown(f"**{unbroken(p.name)}**", help=f"run {p.run_id}")
                 with st.container():
                     st.metric("prediction", p.class_name, label_visibility="collapsed")
                     if top is None:

@@ -150,8 +150,8 @@ with st.container(key="heatmaps", horizontal=True, wrap=True):
     for x in explained:
         p = x.prediction
         heat = heat_overlay(subject.image, x.heatmap, HEAT_SCALE)
-        st.image(heat, width=heat.shape[1],
-                 caption=f"{p.name}: {p.class_name} ({p.probability:.0%}) · evidence for {x.target_name}")
+        caption = f"{common.unbroken(p.name)}: {p.class_name} ({p.probability:.0%}) · evidence for {x.target_name}"
+        st.image(heat, width=heat.shape[1], caption=caption)
 
 st.subheader("Every model's answer")  # as the Draw page shows digits, and the Photo page photos
 common.prediction_cards([x.prediction for x in explained], top=None if get_dataset(subject.dataset).digits else 3)

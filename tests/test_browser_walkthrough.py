@@ -179,7 +179,9 @@ def test_a_newcomers_walkthrough_finds_none_of_the_problems_reported(fresh_serve
         page.wait_for_timeout(500)
         page.wait_for_selector(READY)
         stroke(page, canvas.bounding_box(), [(70, 60), (210, 60), (120, 240)])  # a 7
-        page.get_by_text(re.compile(r"^lenet5 · 200 ep · [0-9a-f]{6}$")).first.wait_for()  # the model just trained
+        # the model just trained, named by what its recipe changed (the batch; its hyphen unbroken)
+        trained = r"^lenet5 · 200 ep · batch\u2011size 100 · [0-9a-f]{6}$"
+        page.get_by_text(re.compile(trained)).first.wait_for()
         look(page, "draw")
 
         go(page, "Errors")

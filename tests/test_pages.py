@@ -419,7 +419,7 @@ def clone_run(store: RunStore, run_id: str, digits: str, accuracy: float) -> str
 
 
 def card_titles(at: AppTest) -> list[str]:
-    return [m.value.strip("*") for m in at.markdown if m.value.startswith("**lenet5 · ")]
+    return [m.value.strip("*").replace("\u2011", "-") for m in at.markdown if m.value.startswith("**lenet5 · ")]
 
 
 def test_photo_cards_name_each_run_and_show_each_models_best_unless_asked(store):
