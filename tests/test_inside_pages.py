@@ -26,7 +26,8 @@ def zoo(monkeypatch) -> RunStore:
 
 def heat_maps(at: AppTest) -> list[str]:
     """The captions of the heat maps, one per model."""
-    return [caption for image in at.container(key="heatmaps").image for caption in image.captions]
+    return [caption.replace("\u2011", "-")  # shown with unbroken hyphens (common.unbroken)
+            for image in at.container(key="heatmaps").image for caption in image.captions]
 
 
 def follow(at: AppTest, label: str) -> AppTest:
