@@ -55,8 +55,8 @@ class Explainer:
         config = run.config
         net = run.load_model("cpu").requires_grad_(False)  # gradients flow to activations and inputs, not weights
         net.tta = False
-        return cls(run.run_id, config.model, config.dataset, net, get_model(config.model).cam_layer, name=name_of(run),
-                   tta=config.recipe.tta)
+        return cls(run.run_id, config.model, config.dataset, net, get_model(config.model).cam_layer,
+                   name=name_of(run, config), tta=config.recipe.tta)
 
     def layer(self, path: str) -> nn.Module:
         """The module at `path` inside the network (net[1], after the input normalisation)."""

@@ -147,15 +147,15 @@ def _predict_into(out: list[list[Prediction]], batch: torch.Tensor, dataset: str
                 probs = load_model(run)(batch).softmax(1).numpy()
             except (ConvnetsError, OSError):
                 continue
-        name = name_of(run)
+        name = name_of(run, config)
         for i, p in enumerate(probs.tolist()):
             out[i].append(Prediction(run.run_id, config.model, name, p, classes))
     return without_graph
 
 
-def name_of(run: Run) -> str:
-    """The run's name in answer tables and galleries (``reporting.run_name``)."""
-    config = run.config
+def name_of(run: Run, config: RunConfig) -> str:
+    """The run's name in answer tables and galleries (``reporting.run_name``), from its configuration as already
+    read: answering reads each run's config.json once, not again for its name."""
     return run_name(net_name(config.model), config.recipe.epochs, run.run_id, run.readonly,
                     departures(config.model, config.dataset, config.recipe), config.seed)
 

@@ -427,6 +427,7 @@ def test_zca_whitening_decorrelates_neighbours_and_colours_and_travels_with_the_
         plain = torch.nn.Sequential(Normalize(stored["0.mean"][0], stored["0.std"][0]), trained[1])
         assert not torch.allclose(plain(digits), trained(digits), atol=1e-3)  # the filter is applied, not ignored
     named = f"lenet5 · 1 ep · batch-size 32, normalize zca · {short_id(run.run_id)}"  # what departs from the registry
-    assert name_of(RunStore().get(run.run_id)) == named
+    reopened = RunStore().get(run.run_id)
+    assert name_of(reopened, reopened.config) == named
     channel, _ = train_run(mnist_config(epochs=1), data_dir=str(data_dir), device="cpu")
     assert "0.whiten" not in load_file(channel.path / "model.safetensors")
