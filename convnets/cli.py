@@ -306,22 +306,22 @@ def cmd_eval(args) -> int:
         config.recipe.replace(tta=tta).check()
     except ConvnetsError as e:
         raise ConvnetsError(f"run {run.run_id} cannot be evaluated with test-time flips: {e}") from None
-    data = datamod.load_copy(config.dataset, config.data_copy, args.data_dir)
+    test = datamod.load_test_copy(config.dataset, config.data_copy, args.data_dir)
     model = run.load_model(device)
     model.tta = tta
-    report, _, predictions = final_report(model, data, device)
+    report, _, predictions = final_report(model, test, config_classes(config), device)
     stored = (run.evaluation() or {}).get("test_accuracy")
     ece = reliability(predictions.confidence, predictions.correct)["ece"]
     out = {"run_id": run.run_id, "test_accuracy": report["test_accuracy"], "stored_test_accuracy": stored,
            "tta": tta, "stored_tta": config.recipe.tta, "calibration_error": ece,
-           "confusion_matrix": report["confusion_matrix"], "data_copy": data.copy}
+           "confusion_matrix": report["confusion_matrix"], "data_copy": config.data_copy}
     if args.json:
         print(json.dumps(out))
     else:
         flips = {True: " with test-time flips", False: " without test-time flips"}
         ours, theirs = (flips[tta], flips[config.recipe.tta]) if tta != config.recipe.tta else ("", "")
         stored_text = f" (stored{theirs}: {pct(stored)})" if stored is not None else ""
-        print(f"{run.run_id}: test accuracy {pct(report['test_accuracy'])}{ours} on {data.copy} {config.dataset}"
+        print(f"{run.run_id}: test accuracy {pct(report['test_accuracy'])}{ours} on {config.data_copy} {config.dataset}"
               f"{stored_text}, expected calibration error {pct(ece)} ({BINS} bins)")
         _print_table([("", *config_classes(config))] + [
             (name, *map(str, row)) for name, row in zip(config_classes(config), report["confusion_matrix"])])

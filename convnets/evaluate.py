@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import NamedTuple
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Dataset, Split, batches
+from .data import Split, batches
 from .device import describe_device, native_bf16, with_precision
 from .schema import Evaluation, Predictions
 
@@ -49,15 +50,16 @@ class FinalReport(NamedTuple):
     predictions: Predictions  # every test image's answer
 
 
-def final_report(model: nn.Module, data: Dataset, device: torch.device) -> FinalReport:
+def final_report(model: nn.Module, test: Split, classes: Sequence[str], device: torch.device) -> FinalReport:
     """Accuracy, confusion matrix, per-class accuracy, the most confident mistakes (with their images), and the
-    answer for every test image: all from one pass over the test split, so they always agree."""
-    test = data.test.to(device)
-    probs = predict_probs(model, test, device).cpu()
-    labels = test.labels.cpu()
-    report = report_from_probs(probs, labels, data.classes)
+    answer for every test image: all from one pass over the test split, so they always agree. It needs the test
+    split alone, so that evaluating a finished run never decodes its training images."""
+    on_device = test.to(device)
+    probs = predict_probs(model, on_device, device).cpu()
+    labels = on_device.labels.cpu()
+    report = report_from_probs(probs, labels, list(classes))
     idx = [m["index"] for m in report["mistakes"]]
-    images = data.test.images[idx].permute(0, 2, 3, 1).cpu().numpy() if idx else np.zeros((0, 1, 1, 1), np.uint8)
+    images = test.images[idx].permute(0, 2, 3, 1).cpu().numpy() if idx else np.zeros((0, 1, 1, 1), np.uint8)
     return FinalReport(report, images, per_image(probs, labels, device))
 
 

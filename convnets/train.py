@@ -612,7 +612,7 @@ class _Job:
             self.progress(Progress(epochs, epochs, 1, 1, last["train_loss"], last["train_accuracy"],
                                    last["images_per_second"], 0.0, Phase.EVALUATING))
         run.set_status(State.RUNNING, **{**status, "phase": Phase.EVALUATING})
-        report, mistake_images, predictions = final_report(model, data, self.device)
+        report, mistake_images, predictions = final_report(model, data.test, data.classes, self.device)
         run.save_mistakes(mistake_images)
         run.save_predictions(predictions)
         run.write("evaluation.json", report)

@@ -270,7 +270,7 @@ def _ship(run: Run, zoo_dir: Path, data: datamod.Dataset, device: torch.device) 
         model = shipped.load_model(device)
         if form == "fp32" or abs(_accuracy(model, test, device) - accuracy) <= SHIP_TOLERANCE:
             break
-    report, mistake_images, predictions = final_report(model, data, device)
+    report, mistake_images, predictions = final_report(model, data.test, data.classes, device)
     shipped.write("evaluation.json", {**report, "weights": form, "trained_weights_test_accuracy": accuracy})
     shipped.save_mistakes(mistake_images)
     shipped.save_predictions(predictions)

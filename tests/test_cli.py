@@ -65,11 +65,13 @@ def test_train_json_contract_then_cache_runs_eval(capsys, data_dir):
                           "which only a mirrored augmentation (crop-flip, flip) trains for, not 'none'") in err
 
 
-def test_eval_measures_what_test_time_flips_are_worth(capsys, built_store, home, data_dir):  # noqa: F811
+def test_eval_measures_what_test_time_flips_are_worth(capsys, built_store, home, data_dir, monkeypatch):  # noqa: F811
     copy_runs(built_store, home)
     [run] = [r for r in RunStore().finished("cifar10") if r.config.model == "lenet5"]
     assert not run.config.recipe.tta and run.config.recipe.augment == "crop-flip"
-    code, out, _ = run_cli(capsys, "eval", run.run_id, "--tta", "--data-dir", str(data_dir))
+    with monkeypatch.context() as m:  # evaluating reads the test split alone, never decodes the training images
+        m.setattr(datamod, "load", lambda *a, **k: pytest.fail("eval loaded the training split"))
+        code, out, _ = run_cli(capsys, "eval", run.run_id, "--tta", "--data-dir", str(data_dir))
     stored = run.evaluation()["test_accuracy"]
     assert code == 0 and f"with test-time flips on jpeg cifar10 (stored without test-time flips: {stored:.2%})" in out
     code, out, _ = run_cli(capsys, "eval", run.run_id, "--tta", "--data-dir", str(data_dir), "--json")
