@@ -95,7 +95,9 @@ def shoot(page, name: str, width: int) -> None:
 
 def grid_columns(page, grid: int = 0) -> tuple[list[dict], list[dict]]:
     """The columns of the page's ``grid``-th data frame as last drawn (header, start, end; those wholly in view)
-    and the texts drawn in them, each with the column it belongs to."""
+    and the texts drawn in them, each with the column it belongs to. It waits for the grid's first frame: on a slow
+    or busy CPU the canvas can draw after the script has finished and the charts have settled."""
+    page.wait_for_function("grid => window.gridTexts.some(d => d.grid === grid)", arg=grid)
     drawn = [d for d in page.evaluate("window.gridTexts") if d["grid"] == grid]
     top = min(d["y"] for d in drawn)
     first = min((d for d in drawn if d["y"] == top), key=lambda d: d["x"])["text"]
