@@ -32,11 +32,23 @@ def device_in_use() -> str:
     return describe_device(pick_device())
 
 
+DEFAULT_PAGE = "study"
 sections: dict[str, list] = {}
 for name, spec in PAGES.items():
-    page = st.Page(page_path(name), title=spec.title, icon=spec.icon, default=name == "study")
+    default = name == DEFAULT_PAGE  # served at the root; its own name is then free for the redirect below
+    page = st.Page(page_path(name), title=spec.title, icon=spec.icon, default=default,
+                   url_path=f"{name}-page" if default else None)
     sections.setdefault(spec.section, []).append(page)
-navigation = st.navigation(sections)
+
+
+def open_the_default_page() -> None:
+    """/study typed by hand (a handout, a bookmark) opens the study at the root, where Streamlit serves the default
+    page, rather than Streamlit's "Page not found"."""
+    st.switch_page(page_path(DEFAULT_PAGE), query_params=st.query_params.to_dict())
+
+
+redirect = st.Page(open_the_default_page, title=PAGES[DEFAULT_PAGE].title, url_path=DEFAULT_PAGE, visibility="hidden")
+navigation = st.navigation({**sections, "": [redirect]})
 
 
 def remember_data_dir() -> None:

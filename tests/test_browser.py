@@ -91,6 +91,17 @@ def screenshot(page, name: str) -> None:
     page.set_viewport_size({"width": 1400, "height": 900})
 
 
+def test_a_pages_address_typed_by_hand_opens_it(page, server):
+    """A handout's or a bookmark's address opens its page, the study's too: Streamlit serves the default page at the
+    root alone, and answered /study with "Page not found". Its query goes with it."""
+    for name, address in (("study", "/?note=handout"), ("leaderboard", "/leaderboard?note=handout")):
+        page.goto(f"{server[0]}/{name}?note=handout")
+        page.locator("h1").filter(has_text=re.compile(rf"^{PAGES[name]}$")).wait_for()
+        page.wait_for_selector(READY)
+        assert page.url == server[0] + address
+        assert page.get_by_text("Page not found").count() == 0
+
+
 @pytest.mark.parametrize("name", PAGES)
 def test_every_page_renders(page, name):
     visit(page, PAGES[name])
