@@ -309,7 +309,8 @@ def cmd_eval(args) -> int:
     test = datamod.load_test_copy(config.dataset, config.data_copy, args.data_dir)
     model = run.load_model(device)
     model.tta = tta
-    report, _, predictions = final_report(model, test, config_classes(config), device)
+    classes = config_classes(config)
+    report, _, predictions = final_report(model, test, classes, device)
     stored = (run.evaluation() or {}).get("test_accuracy")
     ece = reliability(predictions.confidence, predictions.correct)["ece"]
     out = {"run_id": run.run_id, "test_accuracy": report["test_accuracy"], "stored_test_accuracy": stored,
@@ -323,8 +324,8 @@ def cmd_eval(args) -> int:
         stored_text = f" (stored{theirs}: {pct(stored)})" if stored is not None else ""
         print(f"{run.run_id}: test accuracy {pct(report['test_accuracy'])}{ours} on {config.data_copy} {config.dataset}"
               f"{stored_text}, expected calibration error {pct(ece)} ({BINS} bins)")
-        _print_table([("", *config_classes(config))] + [
-            (name, *map(str, row)) for name, row in zip(config_classes(config), report["confusion_matrix"])])
+        _print_table([("", *classes)] + [
+            (name, *map(str, row)) for name, row in zip(classes, report["confusion_matrix"])])
     return 0
 
 
